@@ -1,0 +1,40 @@
+# cami-geo: ingest -> validate -> status -> maps -> documents.
+# `snakemake --cores all` here, or `snakemake -s PATH/Snakefile -d WORKDIR --cores all`.
+# Rules are thin: every step calls one function of the cami_geo package (cami_geo.stages).
+
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version
+
+import cami_geo
+from cami_geo import workflow as cw
+from cami_geo.errors import CamiGeoError
+
+min_version("9.0")
+
+try:
+    config.update(cw.load_config(workflow.basedir, Path.cwd(), dict(config)))
+    PLAN = cw.plan(config, workflow.basedir)
+except CamiGeoError as exc:
+    raise WorkflowError(str(exc)) from None
+
+VERSION = cami_geo.__version__
+P = PLAN.processed
+
+wildcard_constraints:
+    submission=PLAN.submission_pattern,
+    species=PLAN.species_pattern,
+    iso3=PLAN.country_pattern,
+
+
+include: "workflow/rules/intake.smk"
+include: "workflow/rules/status.smk"
+include: "workflow/rules/maps.smk"
+include: "workflow/rules/reports.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        PLAN.targets(),

@@ -1,0 +1,171 @@
+"""Glue between the Snakefile and the package: configuration, the plan of jobs (which
+submissions, species and Range States exist), and running one stage with its log.
+
+The Snakefile holds no logic: it asks :func:`plan` what to build and calls
+:func:`run_stage` in every rule.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import config as _config
+from .errors import CamiGeoError, ConfigError
+from .registry import Registry, load_registry
+
+log = logging.getLogger("cami_geo")
+
+
+def load_config(repo_dir: str | Path, workdir: str | Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    return _config.load(Path(repo_dir), Path(workdir), overrides)
+
+
+def registry_from_config(config: dict[str, Any]) -> Registry:
+    try:
+        return load_registry(config.get("registry"))
+    except KeyError as exc:
+        raise ConfigError(f"registry in the configuration: {exc.args[0]}") from None
+
+
+def _alternation(values: list[str]) -> str:
+    return "|".join(re.escape(v) for v in values) if values else "(?!x)x"
+
+
+@dataclass
+class Plan:
+    """What the workflow builds, derived from the config, the registry and data/raw."""
+
+    workdir: Path
+    repo_dir: Path
+    raw: Path
+    processed: str
+    boundaries: str
+    submissions: list[str]
+    species: list[str]
+    countries: list[str]
+    previous_status: list[str] = field(default_factory=list)
+
+    @property
+    def submission_pattern(self) -> str:
+        return _alternation(self.submissions)
+
+    @property
+    def species_pattern(self) -> str:
+        return _alternation(self.species)
+
+    @property
+    def country_pattern(self) -> str:
+        return _alternation(self.countries)
+
+    def submission_dir(self, submission: str) -> str:
+        return str(self.raw / "submissions" / submission)
+
+    def submission_files(self, submission: str) -> list[str]:
+        folder = self.raw / "submissions" / submission
+        return sorted(str(p) for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+    def targets(self) -> list[str]:
+        P = self.processed
+        out = [f"{P}/status_by_country.csv", f"{P}/status_by_species.csv", f"{P}/threats_summary.csv",
+               f"{P}/action_needs.csv", f"{P}/rejected.csv", "maps/overview.html", "maps/overview.png"]
+        out += [f"{P}/submissions/{s}/validation.html" for s in self.submissions]
+        for sp in self.species:
+            out += [f"maps/species/{sp}.{ext}" for ext in ("html", "png", "svg")]
+            out += [f"reports/species/{sp}.{ext}" for ext in ("html", "docx", "pdf")]
+            out += [f"reports/forms/{sp}_status_form.docx", f"reports/articles/{sp}.html"]
+        for iso3 in self.countries:
+            out += [f"maps/country/{iso3}.{ext}" for ext in ("html", "png", "svg")]
+            out += [f"reports/country/{iso3}.{ext}" for ext in ("html", "docx", "pdf")]
+        return out
+
+
+def plan(config: dict[str, Any], repo_dir: str | Path, workdir: str | Path | None = None) -> Plan:
+    """Work out the submissions, species and Range States the run covers."""
+    workdir = Path(workdir or Path.cwd())
+    repo_dir = Path(repo_dir)
+    registry = registry_from_config(config)
+    raw = Path("data/raw")
+    sub_root = workdir / raw / "submissions"
+    submissions = sorted(p.name for p in sub_root.iterdir()
+                         if p.is_dir() and (p / "submission.yaml").exists()) if sub_root.is_dir() else []
+    bad = [s for s in submissions if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", s)]
+    if bad:
+        raise ConfigError(f"Submission folder name {bad[0]!r} may hold only letters, digits, '_', '.' and '-'.")
+    wanted = config.get("species") or []
+    if wanted:
+        species = []
+        for name in wanted:
+            slug = registry.resolve_species(name)
+            if slug is None:
+                hint = registry.suggest_species(name)
+                raise ConfigError(f"species: {name!r} is not a registered species"
+                                  + (f" (did you mean {', '.join(hint)}?)" if hint else "."))
+            species.append(slug)
+    else:
+        species = sorted(registry.species)
+    species = sorted(dict.fromkeys(species))
+    countries = sorted({iso for sp in species for iso in registry.species[sp].range_states
+                        if iso in registry.states})
+    boundaries = Path(config["boundaries"]["path"])
+    if not (workdir / boundaries).exists() and (repo_dir / boundaries).exists():
+        boundaries = repo_dir / boundaries  # a WORKDIR without its own boundaries uses the shipped ones
+    previous = config.get("previous_status")
+    prev = [previous] if previous and (workdir / previous).exists() else []
+    return Plan(workdir=workdir, repo_dir=repo_dir, raw=raw, processed="data/processed",
+                boundaries=str(boundaries), submissions=submissions, species=species,
+                countries=countries, previous_status=prev)
+
+
+STAGES = {
+    "intake": "cami_geo.intake:run_intake_stage",
+    "combine": "cami_geo.combine:run_combine_stage",
+    "status_species": "cami_geo.status.pipeline:run_status_species_stage",
+    "status_tables": "cami_geo.status.pipeline:run_status_tables_stage",
+    "map_species": "cami_geo.render.maps:run_map_species_stage",
+    "map_country": "cami_geo.render.maps:run_map_country_stage",
+    "map_overview": "cami_geo.render.maps:run_map_overview_stage",
+    "report_species": "cami_geo.render.reports:run_report_species_stage",
+    "report_country": "cami_geo.render.reports:run_report_country_stage",
+}
+
+
+def _as_dict(named: Any) -> dict[str, Any]:
+    """Snakemake's Namedlist -> plain dict (lists stay lists, single files become str)."""
+    if isinstance(named, dict):
+        return dict(named)
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in named.items()}
+
+
+def run_stage(name: str, input: Any, output: Any, params: Any, log_files: Any, wildcards: Any = None) -> None:
+    """Run stage ``name`` with its inputs, outputs and params, logging to the rule's log.
+
+    Each stage function has the signature ``f(inputs: dict, outputs: dict, params: dict)``.
+    A :class:`CamiGeoError` becomes a one-sentence workflow error (no traceback).
+    """
+    from snakemake.exceptions import WorkflowError
+
+    log_path = Path(list(log_files)[0]) if log_files else None
+    handler = None
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("cami_geo")
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+    module_name, func_name = STAGES[name].split(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        func(_as_dict(input), _as_dict(output), _as_dict(params))
+    except CamiGeoError as exc:
+        log.error("%s", exc)
+        raise WorkflowError(f"{name}: {exc}") from None
+    finally:
+        if handler:
+            logging.getLogger("cami_geo").removeHandler(handler)
+            handler.close()

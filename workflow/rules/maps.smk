@@ -1,0 +1,81 @@
+# Interactive (folium, offline, embeddable) and static (matplotlib) maps, built only from
+# the public copy of the data.
+
+
+rule map_species:
+    message:
+        "Drawing the maps of {wildcards.species}"
+    input:
+        public=f"{P}/public/species/{{species}}.gpkg",
+        by_country=f"{P}/status_by_country.csv",
+        by_species=f"{P}/status_by_species.csv",
+        boundaries=PLAN.boundaries,
+    output:
+        html=report(
+            "maps/species/{species}.html",
+            caption="../report/map_species.rst",
+            category="Maps",
+            subcategory="Species",
+        ),
+        png="maps/species/{species}.png",
+        svg="maps/species/{species}.svg",
+        embed="maps/embed/species_{species}.html",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/maps/species_{species}.log",
+    conda:
+        "../../environment.yml"
+    run:
+        cw.run_stage("map_species", input, output, params, log)
+
+
+rule map_country:
+    message:
+        "Drawing the maps of Range State {wildcards.iso3}"
+    input:
+        public=f"{P}/public/clean.gpkg",
+        by_country=f"{P}/status_by_country.csv",
+        boundaries=PLAN.boundaries,
+    output:
+        html=report(
+            "maps/country/{iso3}.html",
+            caption="../report/map_country.rst",
+            category="Maps",
+            subcategory="Range States",
+        ),
+        png="maps/country/{iso3}.png",
+        svg="maps/country/{iso3}.svg",
+        embed="maps/embed/country_{iso3}.html",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/maps/country_{iso3}.log",
+    conda:
+        "../../environment.yml"
+    run:
+        cw.run_stage("map_country", input, output, params, log)
+
+
+rule map_overview:
+    message:
+        "Drawing the overview map"
+    input:
+        by_country=f"{P}/status_by_country.csv",
+        by_species=f"{P}/status_by_species.csv",
+        boundaries=PLAN.boundaries,
+    output:
+        html=report("maps/overview.html", caption="../report/map_overview.rst", category="Maps"),
+        png="maps/overview.png",
+        embed="maps/embed/overview.html",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/maps/overview.log",
+    conda:
+        "../../environment.yml"
+    run:
+        cw.run_stage("map_overview", input, output, params, log)

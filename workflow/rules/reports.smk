@@ -1,0 +1,69 @@
+# Technical documents: species status reports, Range State profiles, the pre-filled status
+# form and the annual article draft, as HTML, DOCX and PDF.
+
+
+rule report_species:
+    message:
+        "Writing the documents of {wildcards.species}"
+    input:
+        by_country=f"{P}/status_by_country.csv",
+        by_species=f"{P}/status_by_species.csv",
+        threats=f"{P}/threats_summary.csv",
+        actions=f"{P}/action_needs.csv",
+        population=f"{P}/population.csv",
+        submissions=f"{P}/submissions.csv",
+        map_png="maps/species/{species}.png",
+        map_html="maps/species/{species}.html",
+    output:
+        html=report(
+            "reports/species/{species}.html",
+            caption="../report/report_species.rst",
+            category="Reports",
+            subcategory="Species",
+        ),
+        docx="reports/species/{species}.docx",
+        pdf="reports/species/{species}.pdf",
+        form="reports/forms/{species}_status_form.docx",
+        article_html="reports/articles/{species}.html",
+        article_md="reports/articles/{species}.md",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/reports/species_{species}.log",
+    conda:
+        "../../environment.yml"
+    run:
+        cw.run_stage("report_species", input, output, params, log)
+
+
+rule report_country:
+    message:
+        "Writing the profile of Range State {wildcards.iso3}"
+    input:
+        by_country=f"{P}/status_by_country.csv",
+        by_species=f"{P}/status_by_species.csv",
+        threats=f"{P}/threats_summary.csv",
+        actions=f"{P}/action_needs.csv",
+        population=f"{P}/population.csv",
+        submissions=f"{P}/submissions.csv",
+        map_png="maps/country/{iso3}.png",
+        map_html="maps/country/{iso3}.html",
+    output:
+        html=report(
+            "reports/country/{iso3}.html",
+            caption="../report/report_country.rst",
+            category="Reports",
+            subcategory="Range States",
+        ),
+        docx="reports/country/{iso3}.docx",
+        pdf="reports/country/{iso3}.pdf",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/reports/country_{iso3}.log",
+    conda:
+        "../../environment.yml"
+    run:
+        cw.run_stage("report_country", input, output, params, log)

@@ -1,0 +1,57 @@
+# Status per species (criterion-B measures, population, threats, rasters, gaps), then the
+# tables across species.
+
+
+rule status_species:
+    message:
+        "Computing the status of {wildcards.species}"
+    input:
+        clean=f"{P}/restricted/species/{{species}}.gpkg",
+        population=f"{P}/population.csv",
+        rasters=f"{P}/rasters/index.csv",
+        boundaries=PLAN.boundaries,
+    output:
+        by_country=f"{P}/status/{{species}}/by_country.csv",
+        species=f"{P}/status/{{species}}/species.csv",
+        threats=f"{P}/status/{{species}}/threats.csv",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/status/{species}.log",
+    conda:
+        "../../environment.yml"
+    run:
+        cw.run_stage("status_species", input, output, params, log)
+
+
+rule status_tables:
+    message:
+        "Writing the status tables"
+    input:
+        by_country=expand(f"{P}/status/{{sp}}/by_country.csv", sp=PLAN.species),
+        species=expand(f"{P}/status/{{sp}}/species.csv", sp=PLAN.species),
+        threats=expand(f"{P}/status/{{sp}}/threats.csv", sp=PLAN.species),
+        previous=PLAN.previous_status,
+    output:
+        by_country=report(
+            f"{P}/status_by_country.csv",
+            caption="../report/status_by_country.rst",
+            category="Status tables",
+        ),
+        by_species=report(
+            f"{P}/status_by_species.csv",
+            caption="../report/status_by_species.rst",
+            category="Status tables",
+        ),
+        threats=f"{P}/threats_summary.csv",
+        actions=f"{P}/action_needs.csv",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/status_tables.log",
+    conda:
+        "../../environment.yml"
+    run:
+        cw.run_stage("status_tables", input, output, params, log)
