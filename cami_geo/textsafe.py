@@ -1,0 +1,44 @@
+"""Writing submission text into spreadsheets safely.
+
+A cell that starts with ``=``, ``+``, ``-``, ``@`` (or a tab / carriage return) is run as a
+formula by Excel and LibreOffice (CSV injection). Every CSV or XLSX cami-geo writes passes
+its text cells through :func:`neutralise_formula`, which prefixes such text with a single
+quote, as OWASP recommends. Numbers stay numbers: ``-12.5`` in a numeric column is untouched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: Any) -> Any:
+    """Prefix text that a spreadsheet would run as a formula with ``'``.
+
+    >>> neutralise_formula("=HYPERLINK(\\"http://x\\")")
+    '\\'=HYPERLINK("http://x")'
+    >>> neutralise_formula(-3.5)
+    -3.5
+    """
+    if isinstance(value, str) and value.startswith(_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` with every text cell neutralised (numeric columns untouched)."""
+    out = df.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(neutralise_formula)
+    return out
+
+
+def write_csv(df: pd.DataFrame, path: str | Path, **kwargs: Any) -> None:
+    """Write ``df`` as UTF-8 CSV with formula-like text neutralised."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    neutralise_frame(df).to_csv(path, index=False, encoding="utf-8", **kwargs)
