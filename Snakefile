@@ -4,7 +4,8 @@
 
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
+import sys
+
 from snakemake.utils import min_version
 
 import cami_geo
@@ -17,7 +18,7 @@ try:
     config.update(cw.load_config(workflow.basedir, Path.cwd(), dict(config)))
     PLAN = cw.plan(config, workflow.basedir)
 except CamiGeoError as exc:
-    raise WorkflowError(str(exc)) from None
+    sys.exit(f"cami-geo: configuration error: {exc}")
 
 VERSION = cami_geo.__version__
 P = PLAN.processed
