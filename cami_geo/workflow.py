@@ -141,31 +141,44 @@ def _as_dict(named: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, list) else v) for k, v in named.items()}
 
 
-def run_stage(name: str, input: Any, output: Any, params: Any, log_files: Any, wildcards: Any = None) -> None:
-    """Run stage ``name`` with its inputs, outputs and params, logging to the rule's log.
+def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any],
+              log_path: str | Path | None = None) -> None:
+    """Run stage ``name``: ``f(inputs, outputs, params)`` from :data:`STAGES`, logging to ``log_path``.
 
-    Each stage function has the signature ``f(inputs: dict, outputs: dict, params: dict)``.
-    A :class:`CamiGeoError` becomes a one-sentence workflow error (no traceback).
+    A :class:`CamiGeoError` is logged and re-raised; :func:`run_from_snakemake` turns it
+    into one sentence on stderr and exit status 1 (no traceback).
     """
-    from snakemake.exceptions import WorkflowError
-
-    log_path = Path(list(log_files)[0]) if log_files else None
     handler = None
+    root = logging.getLogger("cami_geo")
     if log_path:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root = logging.getLogger("cami_geo")
         root.addHandler(handler)
         root.setLevel(logging.INFO)
     module_name, func_name = STAGES[name].split(":")
     try:
         func = getattr(importlib.import_module(module_name), func_name)
-        func(_as_dict(input), _as_dict(output), _as_dict(params))
+        log.info("stage %s (cami-geo %s)", name, params.get("version"))
+        func(inputs, outputs, params)
     except CamiGeoError as exc:
         log.error("%s", exc)
-        raise WorkflowError(f"{name}: {exc}") from None
+        raise
     finally:
         if handler:
-            logging.getLogger("cami_geo").removeHandler(handler)
+            root.removeHandler(handler)
             handler.close()
+
+
+def run_from_snakemake(smk: Any) -> None:
+    """Entry point of ``workflow/scripts/stage.py``: the stage is named after the rule."""
+    import sys
+
+    name = smk.rule
+    log_files = list(smk.log)
+    try:
+        run_stage(name, _as_dict(smk.input), _as_dict(smk.output), _as_dict(smk.params),
+                  log_files[0] if log_files else None)
+    except CamiGeoError as exc:
+        print(f"cami-geo: {name}: {exc}", file=sys.stderr)
+        sys.exit(1)

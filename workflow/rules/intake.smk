@@ -25,8 +25,8 @@ rule intake:
         "logs/intake/{submission}.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("intake", input, output, params, log)
+    script:
+        "../scripts/stage.py"
 
 
 rule combine:
@@ -58,5 +58,5 @@ rule combine:
         "logs/combine.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("combine", input, output, params, log)
+    script:
+        "../scripts/stage.py"

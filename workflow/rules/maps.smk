@@ -27,8 +27,8 @@ rule map_species:
         "logs/maps/species_{species}.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("map_species", input, output, params, log)
+    script:
+        "../scripts/stage.py"
 
 
 rule map_country:
@@ -55,8 +55,8 @@ rule map_country:
         "logs/maps/country_{iso3}.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("map_country", input, output, params, log)
+    script:
+        "../scripts/stage.py"
 
 
 rule map_overview:
@@ -77,5 +77,5 @@ rule map_overview:
         "logs/maps/overview.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("map_overview", input, output, params, log)
+    script:
+        "../scripts/stage.py"

@@ -33,8 +33,8 @@ rule report_species:
         "logs/reports/species_{species}.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("report_species", input, output, params, log)
+    script:
+        "../scripts/stage.py"
 
 
 rule report_country:
@@ -65,5 +65,5 @@ rule report_country:
         "logs/reports/country_{iso3}.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("report_country", input, output, params, log)
+    script:
+        "../scripts/stage.py"

@@ -21,8 +21,8 @@ rule status_species:
         "logs/status/{species}.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("status_species", input, output, params, log)
+    script:
+        "../scripts/stage.py"
 
 
 rule status_tables:
@@ -53,5 +53,5 @@ rule status_tables:
         "logs/status_tables.log",
     conda:
         "../../environment.yml"
-    run:
-        cw.run_stage("status_tables", input, output, params, log)
+    script:
+        "../scripts/stage.py"

@@ -1,0 +1,36 @@
+"""The shipped boundary layer: every Range State present, valid, with plausible areas."""
+
+from __future__ import annotations
+
+import pytest
+
+from cami_geo.boundaries import country_areas_km2, load_boundaries
+from cami_geo.errors import InputError
+
+# Published total areas (km2, incl. inland water) from national statistics / CIA World
+# Factbook. Natural Earth 1:10m is generalised and excludes some water, so 2 % tolerance.
+PUBLISHED_AREA_KM2 = {"KAZ": 2_724_900, "MNG": 1_564_116, "KGZ": 199_951, "UZB": 448_978,
+                      "TJK": 143_100, "NPL": 147_181}
+
+
+def test_every_range_state_present_and_valid(boundaries_path, registry):
+    b = load_boundaries(boundaries_path, layer="countries")
+    assert str(b.crs) == "EPSG:4326"
+    assert set(registry.states) <= set(b.index)
+    assert b.is_valid.all()
+    assert set(b[b.range_state].index) == set(registry.states)
+    assert (~b.range_state).sum() >= 10  # neighbours for "outside every Range State"
+
+
+@pytest.mark.parametrize("iso3", sorted(PUBLISHED_AREA_KM2))
+def test_ellipsoidal_area_matches_published(boundaries_path, iso3):
+    b = load_boundaries(boundaries_path, layer="countries")
+    area = country_areas_km2(b.loc[[iso3]]).iloc[0]
+    assert area == pytest.approx(PUBLISHED_AREA_KM2[iso3], rel=0.02)
+
+
+def test_missing_or_wrong_layer_is_one_sentence(tmp_path, boundaries_path):
+    with pytest.raises(InputError, match="does not exist"):
+        load_boundaries(tmp_path / "nope.gpkg")
+    with pytest.raises(InputError, match="has no field 'ISO_A3'"):
+        load_boundaries(boundaries_path, layer="countries", id_field="ISO_A3")

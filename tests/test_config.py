@@ -1,0 +1,58 @@
+"""The configuration is validated at start; errors are one sentence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cami_geo.config import load
+from cami_geo.errors import ConfigError
+
+
+def test_shipped_config_is_valid(repo, tmp_path):
+    cfg = load(repo, tmp_path, {})
+    assert cfg["cycle"] >= 2026
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"bogus": 1}, "Unknown configuration key 'bogus'"),
+    ({"checks": {"border_tolerance": 5}}, "Unknown configuration key 'checks.border_tolerance'"),
+    ({"cycle": "twenty"}, "Invalid configuration value at cycle"),
+    ({"checks": {"severity": {"country_mismatch": "fatal"}}}, "checks.severity.country_mismatch"),
+    ({"registry": {"species": [{"scientific_name": "Capra sibirica", "default_sensitivity": "2deg"}]}},
+     "registry.species.0.default_sensitivity"),
+])
+def test_bad_config_is_one_sentence(repo, tmp_path, override, message):
+    with pytest.raises(ConfigError) as exc:
+        load(repo, tmp_path, override)
+    text = str(exc.value)
+    assert message in text
+    assert "\n" not in text
+
+
+def test_workdir_config_overrides_defaults(repo, tmp_path):
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("cycle: 2029\nspecies: [Saiga tatarica]\n")
+    cfg = load(repo, tmp_path, {})
+    assert cfg["cycle"] == 2029 and cfg["species"] == ["Saiga tatarica"]
+    assert cfg["checks"]["capital_km"] == 10  # defaults kept
+
+
+def test_snakemake_stops_with_one_sentence_on_unknown_key(repo, tmp_path):
+    snakemake = [sys.executable, "-m", "snakemake"]
+    proc = subprocess.run([*snakemake, "-s", str(repo / "Snakefile"), "-d", str(tmp_path), "-n",
+                           "--config", "bogus_key=1"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    err = proc.stderr + proc.stdout
+    assert "Unknown configuration key 'bogus_key'" in err
+    assert "Traceback" not in err
+
+
+def test_schema_rejects_unknown_species_name(repo, tmp_path):
+    from cami_geo.workflow import load_config, plan
+
+    cfg = load_config(repo, tmp_path, {"species": ["Saiga tatrica"]})
+    with pytest.raises(ConfigError, match="did you mean Saiga tatarica"):
+        plan(cfg, repo, tmp_path)
