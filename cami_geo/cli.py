@@ -35,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("template", help="write the submission workbook SFPs fill in")
     t.add_argument("file", type=Path, metavar="FILE.xlsx")
+
+    s = sub.add_parser("synth", help="write a SYNTHETIC submission tree of any size (benchmarks)")
+    s.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    s.add_argument("--records", type=int, required=True, help="occurrence rows in total")
+    s.add_argument("--seed", type=int, default=20261126)
     return p
 
 
@@ -54,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
 
             write_template(args.file)
             print(f"wrote {args.file}")
+            return 0
+        if args.command == "synth":
+            from .synth import write_synthetic_tree
+
+            counts = write_synthetic_tree(args.out_dir, args.records, seed=args.seed)
+            print(f"wrote {sum(counts.values())} synthetic records for {len(counts)} species "
+                  f"under {args.out_dir / 'data' / 'raw' / 'submissions'}")
             return 0
     except InputError as exc:
         print(f"cami-geo: {exc}", file=sys.stderr)
