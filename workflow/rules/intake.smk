@@ -23,6 +23,8 @@ rule intake:
         settings=config,
     log:
         "logs/intake/{submission}.log",
+    benchmark:
+        "logs/benchmarks/intake/{submission}.tsv"
     conda:
         "../../environment.yml"
     script:
@@ -56,6 +58,8 @@ rule combine:
         settings=config,
     log:
         "logs/combine.log",
+    benchmark:
+        "logs/benchmarks/combine.tsv"
     conda:
         "../../environment.yml"
     script:

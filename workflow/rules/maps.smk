@@ -25,6 +25,8 @@ rule map_species:
         settings=config,
     log:
         "logs/maps/species_{species}.log",
+    benchmark:
+        "logs/benchmarks/maps/species_{species}.tsv"
     conda:
         "../../environment.yml"
     script:
@@ -53,6 +55,8 @@ rule map_country:
         settings=config,
     log:
         "logs/maps/country_{iso3}.log",
+    benchmark:
+        "logs/benchmarks/maps/country_{iso3}.tsv"
     conda:
         "../../environment.yml"
     script:
@@ -75,6 +79,8 @@ rule map_overview:
         settings=config,
     log:
         "logs/maps/overview.log",
+    benchmark:
+        "logs/benchmarks/maps/overview.tsv"
     conda:
         "../../environment.yml"
     script:

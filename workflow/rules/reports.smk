@@ -31,6 +31,8 @@ rule report_species:
         settings=config,
     log:
         "logs/reports/species_{species}.log",
+    benchmark:
+        "logs/benchmarks/reports/species_{species}.tsv"
     conda:
         "../../environment.yml"
     script:
@@ -63,6 +65,8 @@ rule report_country:
         settings=config,
     log:
         "logs/reports/country_{iso3}.log",
+    benchmark:
+        "logs/benchmarks/reports/country_{iso3}.tsv"
     conda:
         "../../environment.yml"
     script:

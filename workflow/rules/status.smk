@@ -19,6 +19,8 @@ rule status_species:
         settings=config,
     log:
         "logs/status/{species}.log",
+    benchmark:
+        "logs/benchmarks/status/{species}.tsv"
     conda:
         "../../environment.yml"
     script:
@@ -51,6 +53,8 @@ rule status_tables:
         settings=config,
     log:
         "logs/status_tables.log",
+    benchmark:
+        "logs/benchmarks/status_tables.tsv"
     conda:
         "../../environment.yml"
     script:

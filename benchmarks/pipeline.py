@@ -1,0 +1,90 @@
+"""Benchmark the whole pipeline and each stage on synthetic trees of 10^4, 10^5, 10^6 records.
+
+    .venv/bin/python benchmarks/pipeline.py [--records 10000 100000 1000000] [--cores 2]
+        [--species all|SLUG ...] [--keep DIR]
+
+For each size: `cami-geo synth` writes a tree in a temporary folder, then `snakemake` runs
+on it with `--cores`; per-stage wall time and peak memory come from Snakemake's
+`benchmark:` files (logs/benchmarks/, max_rss in MB); end-to-end wall time is measured
+around the Snakemake call, and its peak memory is the largest single-job max_rss (jobs of
+one stage may run side by side, so their sum is printed too). Also measures the
+incremental case: one species' submission changed, jobs re-run and wall time.
+Prints a Markdown table for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir: Path, cores: int, *extra: str) -> tuple[float, str]:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+           "--cores", str(cores), *extra]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if proc.returncode != 0:
+        sys.exit(f"snakemake failed in {workdir}:\n{proc.stderr[-3000:]}")
+    return wall, proc.stdout + proc.stderr
+
+
+def stage_table(workdir: Path) -> pd.DataFrame:
+    rows = []
+    for tsv in (workdir / "logs" / "benchmarks").rglob("*.tsv"):
+        df = pd.read_csv(tsv, sep="\t")
+        stage = tsv.parent.name if tsv.parent.name != "benchmarks" else tsv.stem
+        if stage in ("maps", "reports"):
+            stage = f"{stage}:{tsv.stem.split('_')[0]}"
+        rows.append({"stage": stage, "s": df["s"].iloc[0], "max_rss_mb": df["max_rss"].iloc[0]})
+    t = pd.DataFrame(rows)
+    return t.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), max_job_s=("s", "max"),
+                                  peak_rss_mb=("max_rss_mb", "max")).reset_index()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--records", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--cores", type=int, default=2)
+    ap.add_argument("--species", nargs="+", default=["all"])
+    ap.add_argument("--keep", type=Path)
+    args = ap.parse_args()
+    print(f"machine: {platform.node()} {platform.machine()}, {platform.python_version()}, cores={args.cores}")
+    for n in args.records:
+        work = Path(tempfile.mkdtemp(prefix=f"cami-bench-{n}-")) if not args.keep else args.keep / str(n)
+        t = time.perf_counter()
+        subprocess.run([str(REPO / ".venv/bin/cami-geo"), "synth", "--records", str(n), str(work)], check=True,
+                       capture_output=True)
+        synth_s = time.perf_counter() - t
+        if args.species != ["all"]:
+            (work / "config").mkdir(exist_ok=True)
+            (work / "config" / "config.yaml").write_text("species: [" + ", ".join(args.species) + "]\n")
+        wall, _ = snakemake(work, args.cores)
+        table = stage_table(work)
+        print(f"\n## {n:,} records (synth {synth_s:.1f} s); end to end {wall:.1f} s, "
+              f"largest job peak RSS {table.peak_rss_mb.max():.0f} MB")
+        print(table.to_markdown(index=False, floatfmt=".1f"))
+        # incremental: change one species' submission
+        sub = sorted((work / "data/raw/submissions").iterdir())[0]
+        manifest = sub / "submission.yaml"
+        manifest.write_text(manifest.read_text() + "\n# changed\n")
+        wall_inc, out = snakemake(work, args.cores)
+        jobs = [line.split()[-1] for line in out.splitlines() if line.strip().startswith("rule ")]
+        print(f"incremental ({sub.name} changed): {len(jobs)} jobs re-run in {wall_inc:.1f} s "
+              f"(full run {wall:.1f} s)")
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
