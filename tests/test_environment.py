@@ -34,11 +34,12 @@ def test_lock_pins_every_dependency(repo):
     """requirements.lock pins (==) every direct dependency of pyproject.toml."""
     project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
     wanted = {_split(r)[0] for r in project["dependencies"] + project["optional-dependencies"]["test"]}
-    pinned = {}
-    for line in (repo / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            pinned[name.strip().lower().replace("_", "-")] = version.strip()
+    text = (repo / "requirements.lock").read_text()
+    pinned = {m.group(1).lower().replace("_", "-"): m.group(2)
+              for m in re.finditer(r"^([A-Za-z0-9_.\-]+)==(\S+)", text, re.M)}
     missing = sorted(wanted - set(pinned))
     assert not missing, f"not pinned in requirements.lock: {missing}"
-    assert all(pinned[w] for w in wanted)
+    # every pin carries at least one sha256 hash (pip --require-hashes)
+    blocks = re.split(r"^(?=[A-Za-z0-9_.\-]+==)", text, flags=re.M)[1:]
+    assert len(blocks) == len(pinned)
+    assert all("--hash=sha256:" in b for b in blocks)
