@@ -211,7 +211,9 @@ def _species_from_row(row: dict[str, Any]) -> Species:
         synonyms=tuple(_as_list(row.get("synonyms"))),
         subspecies=tuple(_as_list(row.get("subspecies"))),
         common_names={lang: tuple(_as_list(row.get(f"names_{lang}"))) for lang in LANGS},
-        unverified=tuple(_as_list(row.get("unverified"))),
+        # flags name Species attributes; the CSV column name range_states_iso3 is accepted too
+        unverified=tuple("range_states" if f == "range_states_iso3" else f
+                         for f in _as_list(row.get("unverified"))),
         sources=row.get("sources", ""),
         notes=row.get("notes", ""),
         cami_no=int(row["cami_no"]) if str(row.get("cami_no") or "").isdigit() else None,

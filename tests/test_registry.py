@@ -66,7 +66,8 @@ def test_threat_codes_match_iucn_33(registry, repo):
 
 def test_unverified_flags_travel_with_values(registry):
     lynx = registry.species["lynx_lynx"]
-    assert "range_states_iso3" in lynx.unverified
+    assert "range_states" in lynx.unverified
+    assert lynx.flagged("range_states").endswith(UNVERIFIED)
     assert lynx.flagged("iucn_category").endswith(UNVERIFIED)
     saiga = registry.species["saiga_tatarica"]
     assert UNVERIFIED not in saiga.flagged("cms_appendix")

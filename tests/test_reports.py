@@ -1,0 +1,467 @@
+"""Technical documents read back as a reader would: python-docx for DOCX, pdftotext and
+pdftoppm for PDF, the HTML as text. Figures must equal those in the status tables."""
+
+from __future__ import annotations
+
+import csv
+import re
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+docx = pytest.importorskip("docx")
+
+from cami_geo.errors import InputError  # noqa: E402
+from cami_geo.render import reports  # noqa: E402
+from cami_geo.render.reports import (TO_COMPLETE, format_estimate, format_number,  # noqa: E402
+                                     run_report_country_stage, run_report_species_stage)
+
+PAYLOAD = "<script>alert('x')</script>"
+CYCLE = 2026
+
+BY_COUNTRY = [
+    dict(species="Panthera uncia", species_slug="panthera_uncia", iso3="KGZ", country="Kyrgyzstan", cycle=CYCLE,
+         n_records=40, n_absences=2, first_year=2018, last_year=2025, population_best=285, population_min=250,
+         population_max=320, population_year=2022, population_unit="individuals",
+         population_method=f"camera traps {PAYLOAD}", population_source=f"Sarybaev et al. 2022 {PAYLOAD}",
+         population_scope="national", population_note="conflicting estimate 511 (2016) kept in the appendix",
+         trend="stable", trend_method="reported", eoo_km2=12345.678, aoo_km2=412.0, range_area_km2=98000.4,
+         range_share=0.031, n_threats=15, main_threats="5.1.1 Intentional use; 4.1 Roads & railroads",
+         data_gap="False", years_since_estimate=4, synthetic_records=40,
+         population_best_prev=250, population_best_change=35),
+    dict(species="Panthera uncia", species_slug="panthera_uncia", iso3="KAZ", country="Kazakhstan", cycle=CYCLE,
+         n_records=12, n_absences=0, first_year=2020, last_year=2024, population_best=120, population_min=100,
+         population_max=150, population_year=2020, population_unit="individuals", population_method="expert opinion",
+         population_source="WWF Kazakhstan 2020", population_scope="national", population_note="", trend="unknown",
+         trend_method="", eoo_km2=5421.2, aoo_km2=48, range_area_km2=40000, range_share=0.01, n_threats=1,
+         main_threats="2.3 Livestock farming & ranching", data_gap="False", years_since_estimate=6,
+         synthetic_records=0, population_best_prev="", population_best_change=""),
+    dict(species="Panthera uncia", species_slug="panthera_uncia", iso3="MNG", country="Mongolia", cycle=CYCLE,
+         n_records=48, n_absences=0, first_year=2019, last_year=2025, population_best=1000, population_min=800,
+         population_max=1200, population_year=2021, population_unit="individuals", population_method="SLIMS survey (ирвэс, 雪豹)",
+         population_source="Mongolia snow leopard population assessment 2021", population_scope="national",
+         population_note="", trend="increasing", trend_method="log-linear fit", eoo_km2=250123.4, aoo_km2=776,
+         range_area_km2=101000, range_share=0.05, n_threats=0, main_threats="", data_gap="False",
+         years_since_estimate=5, synthetic_records=0, population_best_prev=950, population_best_change=50),
+    dict(species="Panthera uncia", species_slug="panthera_uncia", iso3="CHN", country="China", cycle=CYCLE,
+         n_records=0, n_absences=0, first_year="", last_year="", population_best="", population_min="",
+         population_max="", population_year="", population_unit="", population_method="", population_source="",
+         population_scope="", population_note="", trend="", trend_method="", eoo_km2="", aoo_km2="",
+         range_area_km2=1000000, range_share=0.6, n_threats=0, main_threats="", data_gap="True",
+         years_since_estimate="", synthetic_records=0, population_best_prev="", population_best_change=""),
+    dict(species="Saiga tatarica", species_slug="saiga_tatarica", iso3="KAZ", country="Kazakhstan", cycle=CYCLE,
+         n_records=300, n_absences=0, first_year=2021, last_year=2025, population_best=1284000,
+         population_min=1200000, population_max=1350000, population_year=2023, population_unit="individuals",
+         population_method="aerial survey", population_source="ACBK / Okhotzooprom 2023", population_scope="national",
+         population_note="", trend="increasing", trend_method="reported", eoo_km2=640000.2, aoo_km2=1200,
+         range_area_km2=700000, range_share=0.8, n_threats=4, main_threats="4.1 Roads & railroads",
+         data_gap="False", years_since_estimate=3, synthetic_records=0, population_best_prev="",
+         population_best_change=""),
+]
+
+BY_SPECIES = [
+    dict(species="Panthera uncia", species_slug="panthera_uncia", common_name="Snow leopard", cms_appendix="I",
+         iucn_category="VU", cycle=CYCLE, n_range_states=12, n_range_states_with_data=3, population_best=1405,
+         population_min=1150, population_max=1670, population_unit="individuals",
+         population_note="sum of 3 national estimates", trend="stable", eoo_km2=2500000.5, aoo_km2=1236,
+         aoo_km2_median=1248, aoo_km2_max=1262, eoo_flag="", n_locations=31, n_subpopulations=7, category_b="LC",
+         category_b_note="EOO and AOO above the VU thresholds", n_records=100, n_threats=16, synthetic_records=40),
+    dict(species="Saiga tatarica", species_slug="saiga_tatarica", common_name="Saiga antelope", cms_appendix="II",
+         iucn_category="NT", cycle=CYCLE, n_range_states=5, n_range_states_with_data=1, population_best=1284000,
+         population_min=1200000, population_max=1350000, population_unit="individuals", population_note="",
+         trend="increasing", eoo_km2=640000.2, aoo_km2=1200, aoo_km2_median=1204, aoo_km2_max=1216, eoo_flag="",
+         n_locations=40, n_subpopulations=3, category_b="LC", category_b_note="", n_records=300, n_threats=4,
+         synthetic_records=0),
+]
+
+POP_HEADER = ["record_id", "submission", "source_file", "source_row", "cycle", "contributor", "licence",
+              "synthetic", "flags", "species", "species_slug", "iso3", "year", "estimate_min", "estimate_best",
+              "estimate_max", "unit", "method", "source", "scope", "trend", "notes"]
+
+
+def _pop(rid, sub, row, slug, iso3, year, lo, best, hi, scope="national", source="survey", method="survey"):
+    species = {"panthera_uncia": "Panthera uncia", "saiga_tatarica": "Saiga tatarica"}[slug]
+    return dict(record_id=rid, submission=sub, source_file="population.csv", source_row=row, cycle=CYCLE,
+                contributor="A. Name", licence="CC-BY-4.0", synthetic=str(sub == "s1_snow"), flags="",
+                species=species, species_slug=slug, iso3=iso3, year=year, estimate_min=lo, estimate_best=best,
+                estimate_max=hi, unit="individuals", method=method, source=source, scope=scope, trend="", notes="")
+
+
+POPULATION = [
+    _pop("p1", "s1_snow", 2, "panthera_uncia", "KGZ", 2022, 250, 285, 320, source=f"Sarybaev et al. 2022 {PAYLOAD}"),
+    _pop("p2", "s1_snow", 3, "panthera_uncia", "KGZ", 2016, "", 511, "", source="Conflicting survey 2016"),
+    _pop("p3", "s1_snow", 4, "panthera_uncia", "KGZ", 2021, 20, 30, 40, scope="subpopulation:Sarychat"),
+    _pop("p4", "s1_snow", 5, "panthera_uncia", "KAZ", 2020, 100, 120, 150, source="WWF Kazakhstan 2020"),
+    _pop("p5", "s1_snow", 6, "panthera_uncia", "KAZ", 2015, 80, 100, 130),
+    _pop("p6", "s1_snow", 7, "panthera_uncia", "MNG", 2021, 800, 1000, 1200),
+    _pop("p7", "s2_saiga", 2, "saiga_tatarica", "KAZ", 2023, 1200000, 1284000, 1350000,
+         source="ACBK / Okhotzooprom 2023"),
+    _pop("p8", "s2_saiga", 3, "saiga_tatarica", "KAZ", 2019, 300000, 334000, 360000),
+]
+
+THREATS = [
+    dict(species="Panthera uncia", species_slug="panthera_uncia", iso3="KGZ", iucn_code="5.1.1",
+         iucn_name="Intentional use (species is the target)", n_features=12, length_km="", area_km2="",
+         n_complete_barriers=0),
+    dict(species="Panthera uncia", species_slug="panthera_uncia", iso3="KGZ", iucn_code="4.1",
+         iucn_name="Roads & railroads", n_features=3, length_km=45.67, area_km2="", n_complete_barriers=1),
+]
+
+ACTIONS = [
+    dict(species="Panthera uncia", species_slug="panthera_uncia", iso3="CHN", rule="records_but_no_estimate",
+         flag="No population estimate this cycle", figures="n_records=0"),
+]
+
+SUBMISSIONS = [
+    dict(submission="s1_snow", contributor=f"A. Name (Org) {PAYLOAD}", submitted="2026-05-01", licence="CC-BY-4.0",
+         cycle=CYCLE, sensitivity="0.1deg", synthetic="True", species="Panthera uncia", range_states="KGZ;KAZ;MNG",
+         rows_in=110, accepted=100, rejected=10, files="occurrences.csv;population.csv"),
+    dict(submission="s2_saiga", contributor="B. Person (ACBK) `${document.cookie}`", submitted="2026-04-02", licence="CC-BY-4.0",
+         cycle=CYCLE, sensitivity="0.1deg", synthetic="False", species="Saiga tatarica", range_states="KAZ",
+         rows_in=302, accepted=302, rejected=0, files="population.csv"),
+]
+
+
+def _write(path: Path, rows: list[dict], header: list[str] | None = None) -> str:
+    header = header or list(rows[0])
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+    return str(path)
+
+
+def _png(path: Path) -> str:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4, 3), dpi=60)
+    ax.fill([70, 80, 90, 75], [40, 45, 38, 35], color="#c97")
+    ax.set_title("test map")
+    fig.savefig(path)
+    plt.close(fig)
+    return str(path)
+
+
+def make_inputs(root: Path, *, by_country: list[dict] | None = None) -> dict[str, str]:
+    root.mkdir(parents=True, exist_ok=True)
+    maps = root / "maps"
+    maps.mkdir(exist_ok=True)
+    (maps / "map.html").write_text("<html><body><div id='m'></div><script>var m = L.map('m');</script>"
+                                   "</body></html>", encoding="utf-8")
+    return {
+        "by_country": _write(root / "status_by_country.csv", by_country or BY_COUNTRY),
+        "by_species": _write(root / "status_by_species.csv", BY_SPECIES),
+        "threats": _write(root / "threats_summary.csv", THREATS),
+        "actions": _write(root / "action_needs.csv", ACTIONS),
+        "population": _write(root / "population.csv", POPULATION, POP_HEADER),
+        "submissions": _write(root / "submissions.csv", SUBMISSIONS),
+        "map_png": _png(maps / "map.png"),
+        "map_html": str(maps / "map.html"),
+    }
+
+
+def species_outputs(root: Path, slug: str) -> dict[str, str]:
+    return {"html": str(root / "reports/species" / f"{slug}.html"),
+            "docx": str(root / "reports/species" / f"{slug}.docx"),
+            "pdf": str(root / "reports/species" / f"{slug}.pdf"),
+            "form": str(root / "reports/forms" / f"{slug}_status_form.docx"),
+            "article_html": str(root / "reports/articles" / f"{slug}.html"),
+            "article_md": str(root / "reports/articles" / f"{slug}.md")}
+
+
+def country_outputs(root: Path, iso3: str) -> dict[str, str]:
+    return {k: str(root / "reports/country" / f"{iso3}.{k}") for k in ("html", "docx", "pdf")}
+
+
+PARAMS = {"version": "0.test", "settings": {"cycle": CYCLE, "previous_cycle": 2023, "registry": {},
+                                            "maps": {"attribution": "Boundaries: Natural Earth.",
+                                                     "disclaimer": "The designations employed ..."}}}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reports")
+    inputs = make_inputs(root / "in")
+    sp_out = species_outputs(root, "panthera_uncia")
+    run_report_species_stage(inputs, sp_out, PARAMS)
+    c_out = country_outputs(root, "KAZ")
+    country_inputs = dict(inputs)
+    run_report_country_stage(country_inputs, c_out, PARAMS)
+    return {"root": root, "inputs": inputs, "species": sp_out, "country": c_out}
+
+
+def _rows(slug=None, iso3=None):
+    return [r for r in BY_COUNTRY if (slug is None or r["species_slug"] == slug) and (iso3 is None or r["iso3"] == iso3)]
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def _pdftext(path: str) -> str:
+    out = subprocess.run(["pdftotext", "-layout", path, "-"], capture_output=True, text=True, check=True).stdout
+    return " ".join(out.split())
+
+
+needs_poppler = pytest.mark.skipif(not shutil.which("pdftotext") or not shutil.which("pdftoppm"),
+                                   reason="poppler-utils not installed")
+
+
+def _table_with_header(document, first: str):
+    for t in document.tables:
+        if t.rows and t.rows[0].cells[0].text.strip() == first:
+            yield t
+
+
+# -- unit ---------------------------------------------------------------------------------
+def test_number_format():
+    assert format_number("12000.0") == "12,000"
+    assert format_number(12345.678) == "12,346"
+    assert format_number("0.031") == "0.03"
+    assert format_number("") == ""
+    assert format_number("n/a") == "n/a"
+    assert format_estimate(285, 250, 320, "individuals") == "285 (250–320) individuals"
+    assert format_estimate("", "", "", "individuals") == ""
+
+
+def test_md_escape_neutralises_html_and_markdown():
+    out = reports.md_escape("[x](javascript:alert(1)) <b>*bold*</b>")
+    assert "<b>" not in out and not re.search(r"(?<!\\)\]\(", out) and "\\*bold\\*" in out
+
+
+# -- species report -----------------------------------------------------------------------
+def test_species_outputs_written(built):
+    for path in built["species"].values():
+        assert Path(path).stat().st_size > 500, path
+
+
+def test_species_docx_table_equals_status_csv(built):
+    d = docx.Document(built["species"]["docx"])
+    tables = list(_table_with_header(d, "Range State"))
+    assert tables, "no Range State table in the DOCX"
+    t = tables[0]
+    header = [c.text for c in t.rows[0].cells]
+    body = {r.cells[0].text.strip(): [c.paragraphs[0].text for c in r.cells] for r in t.rows[1:]}
+    from cami_geo.registry import default_registry
+
+    states = default_registry().species["panthera_uncia"].range_states
+    assert len(body) == len(states)
+    for iso3 in states:
+        assert any(label.endswith(f"({iso3})") for label in body), iso3
+    col = {h: i for i, h in enumerate(header)}
+    for row in _rows("panthera_uncia"):
+        cells = next(v for k, v in body.items() if k.endswith(f"({row['iso3']})"))
+        assert cells[col["Population estimate"]] == format_estimate(
+            row["population_best"], row["population_min"], row["population_max"], row["population_unit"])
+        if row["population_best"] != "":
+            assert _num(cells[col["Population estimate"]].split(" ")[0]) == row["population_best"]
+            assert cells[col["Year"]] == str(row["population_year"])
+            assert cells[col["Source"]] == row["population_source"]
+        if row["eoo_km2"] != "":
+            assert abs(_num(cells[col["EOO km²"]]) - row["eoo_km2"]) <= 0.5
+            assert abs(_num(cells[col["AOO km²"]]) - row["aoo_km2"]) <= 0.5
+        assert cells[col["Data gap"]] == ("yes" if row["data_gap"] == "True" else "")
+    # the payload is text, not markup, in the DOCX
+    assert PAYLOAD in body["Kyrgyzstan (KGZ)"][col["Method"]]
+
+
+def test_species_docx_summary_pictures_and_page_field(built):
+    d = docx.Document(built["species"]["docx"])
+    summary = next(_table_with_header(d, "Item"))
+    items = {r.cells[0].text: r.cells[1].paragraphs[0].text for r in summary.rows[1:]}
+    sp = BY_SPECIES[0]
+    assert items["CMS Appendix"] == "I"
+    assert items[f"Range-wide population (cycle {CYCLE})"] == format_estimate(
+        sp["population_best"], sp["population_min"], sp["population_max"], "individuals")
+    assert items[f"Criterion B (cycle {CYCLE})"].startswith("PRELIMINARY")
+    text = "\n".join(p.text for p in d.paragraphs)
+    assert "[unverified]" in " ".join(c.text for r in summary.rows for c in r.cells)
+    assert len(d.inline_shapes) >= 1 + 3  # the map and one chart per Range State with estimates
+    assert "Figure" in text and "Synthetic demo data" in "".join(c.text for t in d.tables for r in t.rows
+                                                                 for c in r.cells)
+    with zipfile.ZipFile(built["species"]["docx"]) as z:
+        footers = "".join(z.read(n).decode() for n in z.namelist() if n.startswith("word/footer"))
+    assert "PAGE" in footers
+    assert d.core_properties.created.year == CYCLE
+
+
+def test_species_docx_provenance_rows(built):
+    d = docx.Document(built["species"]["docx"])
+    t = next(t for t in d.tables if t.rows[0].cells[-1].text.startswith("Source row"))
+    refs = {r.cells[-1].text.split(" ")[0] for r in t.rows[1:]}
+    for p in POPULATION:
+        if p["species_slug"] == "panthera_uncia":
+            assert f"{p['submission']}/population.csv#{p['source_row']}" in refs
+
+
+@needs_poppler
+def test_species_pdf_text_and_not_blank(built, tmp_path):
+    text = _pdftext(built["species"]["pdf"])
+    for row in _rows("panthera_uncia"):
+        if row["population_best"] != "":
+            assert format_number(row["population_best"]) in text
+            assert format_number(row["eoo_km2"]) in text
+    sp = BY_SPECIES[0]
+    assert format_number(sp["population_best"]) in text and format_number(sp["eoo_km2"]) in text
+    assert "PRELIMINARY" in text and "Synthetic demo data" in text and "[unverified]" in text
+    assert "Page 1 of" in text
+    assert "ирвэс" in text and "雪豹" in text  # Cyrillic and CJK glyphs reach the PDF as text
+    _assert_not_blank(built["species"]["pdf"], tmp_path)
+
+
+def _assert_not_blank(pdf: str, tmp_path: Path) -> None:
+    from PIL import Image
+
+    prefix = tmp_path / "page"
+    subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "1", "-l", "1", pdf, str(prefix)], check=True)
+    png = next(tmp_path.glob("page*.png"))
+    import numpy as np
+
+    pixels = np.asarray(Image.open(png).convert("L"))
+    assert (pixels < 200).mean() > 0.01, "first page looks blank"
+
+
+def test_species_html_escapes_and_self_contained(built):
+    html = Path(built["species"]["html"]).read_text(encoding="utf-8")
+    assert PAYLOAD not in html and "<script" not in html.lower()
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;" in html
+    assert "<iframe" in html and "srcdoc=" in html
+    assert 'src="data:image/png;base64,' in html
+    assert not re.search(r'(src|href)="https?:', html)
+    assert "Synthetic demo data" in html and "PRELIMINARY" in html and "[unverified]" in html
+    assert "Disclaimer" in html or "designations employed" in html
+    for row in _rows("panthera_uncia"):
+        if row["population_best"] != "":
+            assert format_estimate(row["population_best"], row["population_min"], row["population_max"],
+                                   "individuals") in html
+
+
+def test_escaping_uses_escape_html(built):
+    html = Path(built["country"]["html"]).read_text(encoding="utf-8")
+    assert "&#96;&#36;{document.cookie}&#96;" in html and "${document.cookie}" not in html
+
+
+def test_change_since_previous_cycle(built):
+    html = Path(built["species"]["html"]).read_text(encoding="utf-8")
+    assert "Cycle 2023" in html and "+35" in html and "+50" in html
+
+
+def test_status_form_marks_missing_cells(built):
+    d = docx.Document(built["species"]["form"])
+    marked = [c for t in d.tables for r in t.rows for c in r.cells if c.text == TO_COMPLETE]
+    assert marked
+    for cell in marked:
+        assert 'w:fill="FFF2CC"' in cell._tc.xml
+    headings = [p.text for p in d.paragraphs if p.style.name.startswith("Heading")]
+    assert "China (CHN)" in headings and "Kyrgyzstan (KGZ)" in headings
+    # sections follow the headings in order; the KGZ table is pre-filled, China's is not
+    per_state = [t for t in d.tables if len(t.rows) > 1 and t.rows[1].cells[0].text == "Population estimate (best)"]
+    assert len(per_state) == 12
+    values = {}
+    for t in per_state:
+        values.setdefault("tables", []).append({r.cells[0].text: r.cells[1].text for r in t.rows[1:]})
+    by_label = dict(zip([h for h in headings if re.search(r"\([A-Z]{3}\)$", h)], values["tables"]))
+    assert by_label["Kyrgyzstan (KGZ)"]["Population estimate (best)"] == "285"
+    assert by_label["Kyrgyzstan (KGZ)"]["Year of the estimate"] == "2022"
+    assert by_label["Kyrgyzstan (KGZ)"]["Conservation measures in place"] == TO_COMPLETE
+    assert "511" in by_label["Kyrgyzstan (KGZ)"]["Other estimates on file (population table)"]
+    assert by_label["China (CHN)"]["Population estimate (best)"] == TO_COMPLETE
+    assert by_label["China (CHN)"]["Data gaps"] == "yes"
+
+
+def test_article_markdown_and_html(built):
+    md = Path(built["species"]["article_md"]).read_text(encoding="utf-8")
+    assert "1,405 (1,150–1,670) individuals" in md and "Synthetic demo data" in md
+    assert "<script" not in md.lower()
+    link = re.search(r"!\[[^\]]*\]\(([^)]+)\)", md).group(1)
+    assert (Path(built["species"]["article_md"]).parent / link).resolve() == Path(built["inputs"]["map_png"]).resolve()
+    html = Path(built["species"]["article_html"]).read_text(encoding="utf-8")
+    assert "data:image/png;base64," in html and "<script" not in html.lower()
+    assert "1,405 (1,150–1,670) individuals" in html
+
+
+# -- country profile ------------------------------------------------------------------------
+def test_country_docx_rows_equal_status_csv(built):
+    from cami_geo.registry import default_registry
+
+    reg = default_registry()
+    d = docx.Document(built["country"]["docx"])
+    t = next(_table_with_header(d, "Species"))
+    header = [c.text for c in t.rows[0].cells]
+    col = {h: i for i, h in enumerate(header)}
+    body = [[c.paragraphs[0].text for c in r.cells] for r in t.rows[1:]]
+    assert len(body) == len(reg.species_in("KAZ"))
+    for row in _rows(iso3="KAZ"):
+        cells = next(b for b in body if b[0].startswith(row["species"]))
+        assert cells[col["Population estimate"]] == format_estimate(
+            row["population_best"], row["population_min"], row["population_max"], row["population_unit"])
+        assert abs(_num(cells[col["EOO km²"]]) - row["eoo_km2"]) <= 0.5
+    horse = next(b for b in body if b[0].startswith("Equus ferus przewalskii"))
+    assert "[unverified]" in horse[col["CMS App."]]
+
+
+@needs_poppler
+def test_country_pdf_and_html(built, tmp_path):
+    text = _pdftext(built["country"]["pdf"])
+    for row in _rows(iso3="KAZ"):
+        assert format_number(row["population_best"]) in text
+    assert "Synthetic demo data" in text  # the snow leopard submission is synthetic
+    _assert_not_blank(built["country"]["pdf"], tmp_path)
+    html = Path(built["country"]["html"]).read_text(encoding="utf-8")
+    assert "<script" not in html.lower() and "Kazakhstan" in html
+
+
+# -- robustness -----------------------------------------------------------------------------
+def test_outputs_are_deterministic(built, tmp_path):
+    out = species_outputs(tmp_path, "panthera_uncia")
+    run_report_species_stage(built["inputs"], out, PARAMS)
+    for key in ("html", "docx", "pdf", "form", "article_html"):
+        assert Path(out[key]).read_bytes() == Path(built["species"][key]).read_bytes(), key
+
+
+def test_old_status_files_without_optional_columns(tmp_path):
+    keep = ["species", "species_slug", "iso3", "country", "cycle", "n_records", "population_best",
+            "population_year", "population_source"]
+    rows = [{k: r[k] for k in keep} for r in BY_COUNTRY]
+    inputs = make_inputs(tmp_path / "in", by_country=rows)
+    Path(inputs["threats"]).unlink()
+    Path(inputs["actions"]).unlink()
+    out = species_outputs(tmp_path, "saiga_tatarica")
+    run_report_species_stage(inputs, out, PARAMS)
+    d = docx.Document(out["docx"])
+    t = next(_table_with_header(d, "Range State"))
+    kaz = next(r for r in t.rows if r.cells[0].text.endswith("(KAZ)"))
+    assert kaz.cells[1].paragraphs[0].text == "1,284,000"
+
+
+def test_missing_status_table_is_one_sentence(tmp_path):
+    inputs = make_inputs(tmp_path / "in")
+    Path(inputs["by_country"]).unlink()
+    with pytest.raises(InputError) as err:
+        run_report_species_stage(inputs, species_outputs(tmp_path, "panthera_uncia"), PARAMS)
+    msg = str(err.value)
+    assert "status_by_country.csv" in msg and "\n" not in msg
+
+
+def test_unknown_species_is_one_sentence(tmp_path):
+    inputs = make_inputs(tmp_path / "in")
+    with pytest.raises(InputError, match="neither in the status tables nor in the registry"):
+        run_report_species_stage(inputs, species_outputs(tmp_path, "no_such_beast"), PARAMS)
+
+
+def test_runs_through_the_workflow_stage_table(tmp_path):
+    from cami_geo import workflow
+
+    inputs = make_inputs(tmp_path / "in")
+    out = country_outputs(tmp_path, "MNG")
+    workflow.run_stage("report_country", inputs, out, PARAMS, str(tmp_path / "logs" / "country_MNG.log"))
+    d = docx.Document(out["docx"])
+    t = next(_table_with_header(d, "Species"))
+    snow = next(r for r in t.rows if r.cells[0].text.startswith("Panthera uncia"))
+    assert snow.cells[3].paragraphs[0].text == "1,000 (800–1,200) individuals"
+    html = Path(out["html"]).read_text(encoding="utf-8")
+    assert "[unverified]" in html  # e.g. Przewalski's horse CMS Appendix
