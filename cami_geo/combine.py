@@ -1,0 +1,651 @@
+"""Combine stage: every submission's checked records into the clean data and its public copy.
+
+Reads what the intake stage wrote for each submission
+(``data/processed/submissions/<sub>/{occurrences,threats,range}.parquet``, ``population.csv``,
+``problems.csv``, ``rasters.csv``, ``validation.json``) and writes:
+
+- ``restricted/clean.gpkg`` and ``restricted/species/<slug>.gpkg``: the precise records,
+  layers ``occurrences``, ``threats``, ``range`` (columns of :mod:`cami_geo.model` plus
+  ``geometry``, EPSG:4326). Only status computations open these.
+- ``public/clean.gpkg`` and ``public/species/<slug>.gpkg``: the same layers generalised by
+  :mod:`cami_geo.sensitivity` (the only copy maps and reports may show).
+- ``population.csv`` (every population row), ``rejected.csv`` (the problems of severity
+  ``error``: the rows not accepted), ``problems.csv`` (every problem),
+  ``rasters/index.csv`` (with each COG copied beside it as ``<submission>__<name>.tif``)
+  and ``submissions.csv`` (provenance, one row per submission).
+
+Every layer exists even when it is empty, and every species named in the plan gets its
+partitions. A threat with no species goes into every species' partition. Records are
+sorted by ``record_id`` (natural order: row 9 before row 10); the GeoPackages are written
+with a fixed ``OGR_CURRENT_DATE`` (or ``SOURCE_DATE_EPOCH`` when set), so the same inputs
+give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+
+from .errors import CamiGeoError, InputError
+from .model import COLUMNS, CRS_WGS84, PROBLEM_COLUMNS
+from .registry import Registry, load_registry
+from .sensitivity import coarser_levels, generalise_occurrences, generalise_threats, normalise_level
+from .textsafe import write_csv
+
+log = logging.getLogger("cami_geo.combine")
+
+__all__ = ["LAYERS", "SUBMISSION_COLUMNS", "RASTER_INDEX_COLUMNS", "GPKG_TIMESTAMP",
+           "run_combine_stage", "read_records", "conform", "write_geopackage", "partition",
+           "relative_problem_file"]
+
+LAYERS = ("occurrences", "threats", "range")
+"""GeoPackage layers of the clean data, in the order they are written."""
+
+SUBMISSION_COLUMNS = ["submission", "contributor", "submitted", "licence", "cycle", "sensitivity",
+                      "synthetic", "species", "range_states", "rows_in", "accepted", "rejected", "files"]
+"""Columns of ``submissions.csv``; ``species``, ``range_states`` and ``files`` are ';'-joined lists."""
+
+RASTER_INDEX_COLUMNS = ["submission", "name", "path", "source_path"]
+"""Leading columns of ``rasters/index.csv`` (any further column of ``rasters.csv`` follows).
+``path`` is the copy beside the index, relative to the working directory; ``source_path``
+the file intake wrote."""
+
+GPKG_TIMESTAMP = "2000-01-01T00:00:00.000Z"
+"""``OGR_CURRENT_DATE`` used for GeoPackage timestamps unless ``SOURCE_DATE_EPOCH`` is set."""
+
+INT_COLUMNS = {"source_row", "cycle", "year", "individual_count", "presence", "origin", "seasonal"}
+FLOAT_COLUMNS = {"decimal_latitude", "decimal_longitude", "coordinate_uncertainty_m",
+                 "estimate_min", "estimate_best", "estimate_max"}
+BOOL_COLUMNS = {"synthetic"}
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+# -- small helpers ------------------------------------------------------------------------
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [str(value)]
+    return [str(v) for v in value]
+
+
+def _submission_of(path: str | Path) -> str:
+    """Submission id of a per-submission file: its folder's name."""
+    return Path(path).parent.name
+
+
+def _text(series: pd.Series) -> pd.Series:
+    s = series.astype(object)
+    return s.where(s.notna(), "").astype(str)
+
+
+def _rel(path: str | Path) -> str:
+    """Path as given when relative, else relative to the working directory; '/' separators."""
+    p = Path(path)
+    if p.is_absolute():
+        try:
+            p = Path(os.path.relpath(p, Path.cwd()))
+        except ValueError:  # another drive on Windows
+            pass
+    return p.as_posix()
+
+
+# -- reading and conforming ------------------------------------------------------------------
+
+def conform(frame: pd.DataFrame, kind: str, *, source: str, submission: str | None = None) -> pd.DataFrame:
+    """``frame`` with exactly the model columns of ``kind`` (plus ``geometry`` for vector kinds).
+
+    Missing columns are added empty; integer columns become ``Int64``, measures ``float64``,
+    ``synthetic`` ``boolean``, everything else text (None when empty). Extra columns are
+    left out (and logged). ``submission`` fills an empty ``submission`` column.
+
+    Raises
+    ------
+    InputError
+        When a numeric or boolean column holds a value that is not one (intake wrote
+        something unexpected), naming the file, column and value.
+    """
+    columns = COLUMNS[kind]
+    extra = [c for c in frame.columns if c not in columns and c != "geometry"
+             and not (isinstance(frame, gpd.GeoDataFrame) and c == frame.geometry.name)]
+    if extra:
+        log.warning("%s: columns not in the data model left out: %s", source, ", ".join(map(str, extra)))
+    n = len(frame)
+    out: dict[str, Any] = {}
+    for col in columns:
+        raw = frame[col] if col in frame.columns else pd.Series([None] * n, index=frame.index, dtype=object)
+        out[col] = _coerce(raw, col, source)
+    if submission is not None:
+        sub = out["submission"]
+        out["submission"] = sub.where(sub.notna() & (_text(sub) != ""), submission)
+    data = pd.DataFrame(out, index=frame.index)
+    if kind == "population":
+        return data
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame.columns:
+        geom = frame.geometry
+        if geom.crs is None:
+            geom = geom.set_crs(CRS_WGS84)
+        elif not geom.crs.equals(CRS_WGS84):
+            geom = geom.to_crs(CRS_WGS84)
+        values = geom.values
+    else:
+        values = gpd.GeoSeries([None] * n, index=frame.index, crs=CRS_WGS84).values
+    return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(values, index=frame.index, crs=CRS_WGS84),
+                            crs=CRS_WGS84)
+
+
+def _coerce(raw: pd.Series, col: str, source: str) -> pd.Series:
+    if col in INT_COLUMNS or col in FLOAT_COLUMNS:
+        text = _text(raw).str.strip()
+        num = pd.to_numeric(raw.where(text != "", None) if raw.dtype == object or
+                            pd.api.types.is_string_dtype(raw) else raw, errors="coerce")
+        bad = num.isna() & (text != "") & ~text.str.lower().isin(["nan", "<na>", "none"])
+        if bad.any():
+            raise InputError(f"{source}: column {col!r} holds {text[bad].iloc[0]!r} where a number is expected.")
+        num = num.astype("float64")
+        if col in INT_COLUMNS:
+            finite = num.dropna()
+            if (finite == np.round(finite)).all():
+                return num.astype("Int64")
+        return num
+    if col in BOOL_COLUMNS:
+        if pd.api.types.is_bool_dtype(raw):
+            return raw.astype("boolean")
+        text = _text(raw).str.strip().str.lower()
+        val = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+        val[text.isin(_TRUE)] = True
+        val[text.isin(_FALSE)] = False
+        bad = ~text.isin(_TRUE | _FALSE | {"", "nan", "<na>", "none"})
+        if bad.any():
+            raise InputError(f"{source}: column {col!r} holds {text[bad].iloc[0]!r} where true or false is expected.")
+        return val
+    s = raw.astype(object)
+    is_na = s.isna()
+    if pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        s = s.map(lambda v: v if isinstance(v, str) else str(v))
+    return s.where(~is_na, None).astype(object)
+
+
+def _empty(kind: str) -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series([], dtype=object) for c in COLUMNS[kind]})
+    if kind != "population":
+        frame = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries([], crs=CRS_WGS84), crs=CRS_WGS84)
+    return conform(frame, kind, source="(empty)")
+
+
+def _read_vector(path: str) -> gpd.GeoDataFrame:
+    try:
+        return gpd.read_parquet(path)
+    except Exception as exc:  # the reader's message is kept, the traceback is not
+        raise InputError(f"{path} cannot be read as GeoParquet: {exc}") from None
+
+
+def _read_csv_text(path: str) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except Exception as exc:
+        raise InputError(f"{path} cannot be read as CSV: {exc}") from None
+
+
+def _sort_records(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sort by ``record_id`` in natural order ('sub/f.csv#9' before 'sub/f.csv#10').
+
+    The trailing number of an id compares as a number, the rest as text; the sort is
+    stable, so equal ids keep their input order and the output is deterministic.
+    """
+    ids = _text(frame["record_id"])
+    parts = ids.str.extract(r"^(.*?)(\d*)$")
+    prefix = parts[0].fillna("").to_numpy(dtype=str)
+    number = pd.to_numeric(parts[1], errors="coerce").fillna(-1).to_numpy(dtype=float)
+    order = np.lexsort((number, prefix))
+    return frame.iloc[order].reset_index(drop=True)
+
+
+def read_records(paths: Iterable[str], kind: str) -> pd.DataFrame:
+    """Concatenate the per-submission files of one kind, conformed and sorted by ``record_id``.
+
+    Parameters
+    ----------
+    paths : iterable of str
+        ``<sub>/occurrences.parquet`` etc. (GeoParquet) or ``<sub>/population.csv``.
+    kind : {'occurrences', 'threats', 'range', 'population'}
+
+    Returns
+    -------
+    DataFrame or GeoDataFrame
+        Model columns (plus ``geometry`` in EPSG:4326 for vector kinds); empty with the
+        same columns and types when there is no file or no row.
+    """
+    frames = []
+    for path in sorted(_as_list(paths), key=lambda p: (_submission_of(p), p)):
+        if not Path(path).exists():
+            raise InputError(f"{path} does not exist; run the intake stage for submission {_submission_of(path)!r} first.")
+        raw = _read_csv_text(path) if kind == "population" else _read_vector(path)
+        frames.append(conform(raw, kind, source=path, submission=_submission_of(path)))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return _empty(kind)
+    if kind == "population":
+        data = pd.concat(frames, ignore_index=True)
+    else:
+        data = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=CRS_WGS84)
+    return _sort_records(data)
+
+
+# -- problems -----------------------------------------------------------------------------
+
+def relative_problem_file(submission: str, file: str) -> str:
+    """A problem's file relative to ``data/raw/submissions`` ('sub/occurrences.csv').
+
+    >>> relative_problem_file("saiga_kaz_2026", "occurrences.csv")
+    'saiga_kaz_2026/occurrences.csv'
+    >>> relative_problem_file("saiga_kaz_2026", "data/raw/submissions/saiga_kaz_2026/a/b.csv")
+    'saiga_kaz_2026/a/b.csv'
+    >>> relative_problem_file("saiga_kaz_2026", "")
+    'saiga_kaz_2026'
+    """
+    f = str(file or "").replace("\\", "/").strip()
+    marker = f"submissions/{submission}/"
+    if marker in f:
+        f = f.split(marker, 1)[1]
+    elif f.startswith(f"{submission}/"):
+        f = f[len(submission) + 1:]
+    while f.startswith("./"):
+        f = f[2:]
+    return f"{submission}/{f}" if f else submission
+
+
+def _read_problems(paths: Iterable[str]) -> pd.DataFrame:
+    frames = []
+    for path in sorted(_as_list(paths), key=lambda p: (_submission_of(p), p)):
+        sub = _submission_of(path)
+        raw = _read_csv_text(path)
+        frame = pd.DataFrame({c: (raw[c] if c in raw.columns else pd.Series([""] * len(raw), dtype=object))
+                              for c in PROBLEM_COLUMNS}, index=raw.index).astype(object)
+        frame["submission"] = np.where(_text(frame["submission"]).str.strip() == "", sub, frame["submission"])
+        frame["file"] = [relative_problem_file(s, f) for s, f in zip(frame["submission"], frame["file"])]
+        frames.append(frame)
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in PROBLEM_COLUMNS})
+    data = pd.concat(frames, ignore_index=True)
+    row_num = pd.to_numeric(data["row"], errors="coerce").fillna(-1)
+    order = pd.DataFrame({"s": data["submission"], "f": data["file"], "r": row_num}) \
+        .sort_values(["s", "f", "r"], kind="stable").index
+    return data.loc[order].reset_index(drop=True)
+
+
+# -- submissions (provenance) ----------------------------------------------------------------
+
+def _filled(value: Any) -> bool:
+    return value not in (None, "", [], {}) and not (isinstance(value, float) and np.isnan(value))
+
+
+def _read_summary(path: str) -> dict[str, Any]:
+    """``validation.json`` flattened: the manifest's fields, then the top level's over them.
+
+    Intake writes ``{"submission": id, "manifest": {...}, "cycle", "rows_in", "accepted",
+    "rejected", "files": [{"file", "kind", ...}], ...}``; the top level holds the resolved
+    values (e.g. the cycle from the config when the manifest has none), so it wins.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist; run the intake stage first.") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path} should hold a JSON object, found {type(data).__name__}.")
+    merged: dict[str, Any] = {}
+    for key in ("manifest", "provenance", "meta", "submission"):
+        if isinstance(data.get(key), dict):
+            merged.update({k: v for k, v in data[key].items() if _filled(v)})
+    merged.update({k: v for k, v in data.items() if _filled(v) and not isinstance(v, dict)})
+    return merged
+
+
+def _file_names(value: Any) -> list[str]:
+    """File names from a manifest ``files`` mapping, a list of names or of ``{"file": ...}``."""
+    if isinstance(value, dict):
+        return [str(k) for k in value]
+    if isinstance(value, (list, tuple)):
+        return [str(v.get("file")) if isinstance(v, dict) else str(v) for v in value
+                if not isinstance(v, dict) or v.get("file")]
+    return [str(value)] if _filled(value) else []
+
+
+def _join(values: Any) -> str:
+    if values is None:
+        return ""
+    if isinstance(values, dict):
+        values = list(values)
+    if isinstance(values, str):
+        return values
+    if isinstance(values, (list, tuple, set)):
+        return ";".join(sorted({str(v) for v in values if str(v).strip()}))
+    return str(values)
+
+
+def _first(series: pd.Series) -> Any:
+    s = series.dropna()
+    s = s[_text(s).str.strip() != ""]
+    return s.iloc[0] if len(s) else None
+
+
+def _record_facts(records: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[str, dict[str, list[str]]]]:
+    """Per submission: first non-empty provenance value and the sorted distinct lists."""
+    cols = ["contributor", "licence", "cycle", "synthetic"]
+    lists = {"species": "species", "range_states": "iso3", "files": "source_file"}
+    parts = []
+    for frame in records.values():
+        keep = ["submission"] + [c for c in cols + list(lists.values()) if c in frame.columns]
+        part = pd.DataFrame({c: _text(frame[c]).str.strip() for c in keep})
+        parts.append(part)
+    data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["submission"])
+    data = data.replace("", None)
+    firsts = data.groupby("submission", sort=True)[[c for c in cols if c in data.columns]].first()
+    distinct: dict[str, dict[str, list[str]]] = {}
+    for key, col in lists.items():
+        if col not in data.columns:
+            continue
+        pairs = data[["submission", col]].dropna().drop_duplicates()
+        for sub, vals in pairs.groupby("submission")[col]:
+            distinct.setdefault(sub, {})[key] = sorted(vals.tolist())
+    return firsts, distinct
+
+
+def _submissions_table(subs: list[str], summaries: dict[str, dict[str, Any]],
+                       records: dict[str, pd.DataFrame], problems: pd.DataFrame) -> pd.DataFrame:
+    """One provenance row per submission: ``validation.json`` first, the records second.
+
+    The submission's manifest as intake reports it in ``validation.json`` (top level or
+    under ``manifest``/``provenance``/``meta``/``submission``) gives contributor, submitted,
+    licence, cycle, sensitivity, synthetic, species, range_states, files and the counts;
+    what it leaves out is taken from the accepted records (first value; distinct species,
+    Range States and files) and the problems (rejected = distinct rows with an error).
+    """
+    firsts, distinct = _record_facts(records)
+    sens = records["occurrences"][["submission", "sensitivity"]].astype(object).dropna().drop_duplicates()
+    sens_by_sub = {s: sorted(v.tolist()) for s, v in sens.groupby("submission")["sensitivity"]}
+    counts = pd.Series(0, index=pd.Index(subs, dtype=object), dtype="int64")
+    for frame in records.values():
+        counts = counts.add(_text(frame["submission"]).value_counts(), fill_value=0).astype("int64")
+    errors = problems[_text(problems["severity"]).str.strip().str.lower() == "error"]
+    n_rejected = errors[["submission", "file", "row"]].drop_duplicates().groupby("submission").size()
+    prob_files = problems[["submission", "file"]].drop_duplicates()
+    rows = []
+    for sub in subs:
+        meta = summaries.get(sub, {})
+        rec_first = firsts.loc[sub].to_dict() if sub in firsts.index else {}
+        rec_lists = distinct.get(sub, {})
+
+        def pick(key: str, *alts: str) -> Any:
+            for k in (key, *alts):
+                if meta.get(k) not in (None, "", [], {}):
+                    return meta[k]
+            return rec_first.get(key)
+
+        def pick_list(key: str) -> Any:
+            value = meta.get(key)
+            return value if value not in (None, "", [], {}) else rec_lists.get(key, [])
+
+        files = _file_names(pick_list("files"))
+        if not files:
+            files = [f.split("/", 1)[1] for f in prob_files.loc[prob_files["submission"] == sub, "file"] if "/" in f]
+        sensitivity = meta.get("sensitivity")
+        if sensitivity in (None, ""):
+            sensitivity = sens_by_sub.get(sub, [])
+        accepted = meta.get("accepted", int(counts.get(sub, 0)))
+        rejected = meta.get("rejected", int(n_rejected.get(sub, 0)))
+        synthetic = pick("synthetic")
+        rows.append({
+            "submission": sub,
+            "contributor": pick("contributor"),
+            "submitted": pick("submitted", "date"),
+            "licence": pick("licence", "license"),
+            "cycle": pick("cycle"),
+            "sensitivity": _join(sensitivity),
+            "synthetic": None if synthetic is None else str(synthetic).strip().lower() in _TRUE,
+            "species": _join(pick_list("species")),
+            "range_states": _join(pick_list("range_states")),
+            "rows_in": meta.get("rows_in", int(accepted) + int(rejected)),
+            "accepted": accepted,
+            "rejected": rejected,
+            "files": _join(files),
+        })
+    table = pd.DataFrame({c: pd.Series([r[c] for r in rows], dtype=object) for c in SUBMISSION_COLUMNS})
+    for col in ("rows_in", "accepted", "rejected", "cycle"):
+        table[col] = pd.to_numeric(table[col], errors="coerce").astype("Int64")
+    table["synthetic"] = table["synthetic"].astype("boolean")
+    for col in ("contributor", "submitted", "licence"):
+        table[col] = pd.Series([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                                for v in table[col]], index=table.index, dtype=object)
+    return table
+
+
+def _submission_levels(subs: list[str], summaries: dict[str, dict[str, Any]]) -> dict[str, str | None]:
+    out = {}
+    for sub in subs:
+        try:
+            out[sub] = normalise_level(summaries.get(sub, {}).get("sensitivity"))
+        except InputError as exc:
+            raise InputError(f"Submission {sub!r}: {exc}") from None
+    return out
+
+
+# -- rasters -------------------------------------------------------------------------------
+
+def _resolve_raster(value: str, csv_path: Path) -> Path | None:
+    p = Path(value)
+    candidates = [p] if p.is_absolute() else [Path.cwd() / p, csv_path.parent / p,
+                                                csv_path.parent / "rasters" / p.name]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def _rasters(paths: Iterable[str], out_csv: str) -> pd.DataFrame:
+    folder = Path(out_csv).parent
+    rows: list[dict[str, Any]] = []
+    extra_cols: list[str] = []
+    for path in sorted(_as_list(paths), key=lambda p: (_submission_of(p), p)):
+        sub = _submission_of(path)
+        table = _read_csv_text(path)
+        if table.empty:
+            continue
+        path_col = next((c for c in ("path", "cog", "file", "source_path") if c in table.columns), None)
+        if path_col is None:
+            raise InputError(f"{path} has no 'path' column naming the raster files (columns: {', '.join(table.columns)}).")
+        used: set[str] = set()
+        for _, rec in table.iterrows():
+            src = _resolve_raster(rec[path_col], Path(path))
+            if src is None:
+                raise InputError(f"Raster {rec[path_col]!r} listed in {path} does not exist.")
+            name = str(rec.get("name") or "").strip() or src.stem
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "raster"
+            base, k = safe, 2
+            while safe in used:
+                safe, k = f"{base}_{k}", k + 1
+            used.add(safe)
+            dest = folder / f"{sub}__{safe}.tif"
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            row = {c: rec[c] for c in table.columns if c not in (path_col, "name", "submission")}
+            extra_cols += [c for c in row if c not in extra_cols]
+            rows.append({"submission": sub, "name": name, "path": _rel(dest), "source_path": _rel(src), **row})
+    index = pd.DataFrame(rows, columns=RASTER_INDEX_COLUMNS + [c for c in extra_cols if c not in RASTER_INDEX_COLUMNS])
+    return index.sort_values(["submission", "name"], kind="stable").reset_index(drop=True)
+
+
+# -- GeoPackage writing ----------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _fixed_gdal_date() -> Iterator[None]:
+    """Set OGR_CURRENT_DATE (GeoPackage timestamps) for the duration, then restore it."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    stamp = GPKG_TIMESTAMP
+    if epoch.isdigit():
+        stamp = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
+
+
+def _geometry_type(kind: str, gdf: gpd.GeoDataFrame) -> str:
+    """One declared geometry type per layer, the same for every partition."""
+    types = set(pd.unique(gdf.geometry.dropna().geom_type))
+    if kind == "occurrences":
+        return "Point" if types <= {"Point"} else "Unknown"
+    if kind == "range":
+        return "MultiPolygon" if types <= {"Polygon", "MultiPolygon"} else "Unknown"
+    return "Unknown"
+
+
+def write_geopackage(path: str | Path, layers: dict[str, gpd.GeoDataFrame],
+                     geometry_types: dict[str, str]) -> None:
+    """Write ``layers`` (name -> frame) into one GeoPackage, replacing the file.
+
+    Every layer is created even when empty (with its declared geometry type and fields);
+    timestamps are fixed (see :data:`GPKG_TIMESTAMP`) so the same frames give the same
+    bytes. The file is written beside the target and moved into place at the end.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.gpkg")
+    if tmp.exists():
+        tmp.unlink()
+    try:
+        with _fixed_gdal_date():
+            for name, frame in layers.items():
+                gtype = geometry_types[name]
+                pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", geometry_type=gtype,
+                                        promote_to_multi=gtype.startswith("Multi"), use_arrow=True)
+        os.replace(tmp, path)
+    except Exception as exc:
+        if tmp.exists():
+            tmp.unlink()
+        raise CamiGeoError(f"{path} cannot be written: {exc}") from None
+
+
+def _slugs(frame: pd.DataFrame) -> np.ndarray:
+    return _text(frame["species_slug"]).str.strip().to_numpy(dtype=object)
+
+
+def partition(frame: gpd.GeoDataFrame, slug: str, *, include_unassigned: bool,
+              slugs: np.ndarray | None = None) -> gpd.GeoDataFrame:
+    """Rows of one species (``species_slug == slug``), plus those with no species if asked.
+
+    ``slugs`` may pass the frame's stripped ``species_slug`` values, computed once for
+    many partitions.
+    """
+    slugs = _slugs(frame) if slugs is None else slugs
+    mask = slugs == slug
+    if include_unassigned:
+        mask |= slugs == ""
+    return frame[mask]
+
+
+def _write_copy(whole_path: str, species_paths: list[str], layers: dict[str, gpd.GeoDataFrame]) -> None:
+    gtypes = {name: _geometry_type(name, frame) for name, frame in layers.items()}
+    write_geopackage(whole_path, layers, gtypes)
+    slugs = {name: _slugs(frame) for name, frame in layers.items()}
+    for sp_path in species_paths:
+        slug = Path(sp_path).stem
+        parts = {name: partition(frame, slug, include_unassigned=(name == "threats"), slugs=slugs[name])
+                 for name, frame in layers.items()}
+        write_geopackage(sp_path, parts, gtypes)
+
+
+# -- the stage -----------------------------------------------------------------------------
+
+def _registry(params: dict[str, Any]) -> Registry:
+    registry = params.get("registry")
+    if isinstance(registry, Registry):
+        return registry
+    settings = params.get("settings") or {}
+    from .workflow import registry_from_config
+
+    return registry_from_config(settings) if settings else load_registry()
+
+
+def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
+    """Combine every submission's intake outputs into the clean data and the public copy.
+
+    Parameters
+    ----------
+    inputs : dict
+        Lists of per-submission files (possibly empty): ``occurrences``, ``threats``,
+        ``range`` (GeoParquet), ``population``, ``problems``, ``rasters`` (CSV),
+        ``summaries`` (``validation.json``). A file's submission is its folder's name.
+    outputs : dict
+        ``restricted``, ``public`` (GeoPackages), ``restricted_species``,
+        ``public_species`` (lists of GeoPackages named ``<slug>.gpkg``), ``population``,
+        ``rejected``, ``problems``, ``rasters`` (index CSV; the COGs are copied beside it),
+        ``submissions`` (CSV).
+    params : dict
+        ``species`` (the plan's slugs), ``settings`` (the configuration; its ``registry``
+        section extends the registry), ``version``.
+
+    Raises
+    ------
+    InputError
+        When a per-submission file is missing or unreadable, or holds a value of the
+        wrong type, with one sentence naming it.
+    """
+    registry = _registry(params)
+    summary_paths = _as_list(inputs.get("summaries"))
+    subs = sorted({_submission_of(p) for key in ("occurrences", "threats", "range", "population",
+                                                 "problems", "rasters", "summaries")
+                   for p in _as_list(inputs.get(key))})
+    summaries = {_submission_of(p): _read_summary(p) for p in summary_paths}
+    levels = _submission_levels(subs, summaries)
+
+    occ = read_records(inputs.get("occurrences"), "occurrences")
+    thr = read_records(inputs.get("threats"), "threats")
+    rng = read_records(inputs.get("range"), "range")
+    pop = read_records(inputs.get("population"), "population")
+    problems = _read_problems(inputs.get("problems"))
+    log.info("%d submissions, %d occurrences, %d threats, %d range polygons, %d population rows, "
+             "%d problems", len(subs), len(occ), len(thr), len(rng), len(pop), len(problems))
+
+    # Restricted (precise) copy.
+    restricted = {"occurrences": occ, "threats": thr, "range": rng}
+    _write_copy(outputs["restricted"], _as_list(outputs.get("restricted_species")), restricted)
+
+    # Public copy: the submission's level is one of the levels weighed (the coarsest wins).
+    sub_level_occ = pd.Series(_text(occ["submission"]).map(levels).to_numpy(), index=occ.index, dtype=object)
+    occ_req = occ.assign(sensitivity=coarser_levels(occ["sensitivity"], sub_level_occ))
+    pub_occ = generalise_occurrences(occ_req, registry)
+    thr_req = thr.assign(sensitivity=pd.Series(_text(thr["submission"]).map(levels).to_numpy(),
+                                               index=thr.index, dtype=object))
+    pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
+    public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
+    _write_copy(outputs["public"], _as_list(outputs.get("public_species")), public)
+
+    write_csv(pop, outputs["population"])
+    write_csv(problems, outputs["problems"])
+    errors = problems[_text(problems["severity"]).str.strip().str.lower() == "error"]
+    write_csv(errors.reset_index(drop=True), outputs["rejected"])
+    write_csv(_rasters(inputs.get("rasters"), outputs["rasters"]), outputs["rasters"])
+    table = _submissions_table(subs, summaries, {"occurrences": occ, "threats": thr, "range": rng,
+                                                 "population": pop}, problems)
+    write_csv(table, outputs["submissions"])
+    log.info("%d rejected rows, %d species partitions", len(errors),
+             len(_as_list(outputs.get("restricted_species"))))
