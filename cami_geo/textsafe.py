@@ -8,12 +8,14 @@ quote, as OWASP recommends. Numbers stay numbers: ``-12.5`` in a numeric column 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
 
 
 def neutralise_formula(value: Any) -> Any:
@@ -23,8 +25,12 @@ def neutralise_formula(value: Any) -> Any:
     '\\'=HYPERLINK("http://x")'
     >>> neutralise_formula(-3.5)
     -3.5
+    >>> neutralise_formula("-12")   # a plain number is not a formula
+    '-12'
+    >>> neutralise_formula("-1+cmd|' /C calc'!A0")
+    "'-1+cmd|' /C calc'!A0"
     """
-    if isinstance(value, str) and value.startswith(_TRIGGERS):
+    if isinstance(value, str) and value.startswith(_TRIGGERS) and not _PLAIN_NUMBER.match(value):
         return "'" + value
     return value
 

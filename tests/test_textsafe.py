@@ -1,0 +1,34 @@
+"""Formula neutralisation and HTML/JS escaping of submission text."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from cami_geo.render.escape import escape_html
+from cami_geo.textsafe import neutralise_formula, write_csv
+
+
+@pytest.mark.parametrize("text", ['=HYPERLINK("http://x")', "+1+1", "@SUM(A1)", "-2+3", "\t=1", "=cmd|'/C calc'!A0"])
+def test_formulas_are_neutralised(text):
+    assert neutralise_formula(text) == "'" + text
+
+
+@pytest.mark.parametrize("value", ["-12", "+3.5", "-0,5", "Saiga", "", 7, -1.5, None])
+def test_plain_values_untouched(value):
+    assert neutralise_formula(value) == value
+
+
+def test_write_csv_neutralises_text_cells_only(tmp_path):
+    df = pd.DataFrame({"locality": ['=HYPERLINK("http://x")', "Betpak-Dala"], "n": [-3, 4]})
+    write_csv(df, tmp_path / "x.csv")
+    back = pd.read_csv(tmp_path / "x.csv")
+    assert back.locality.tolist() == ['\'=HYPERLINK("http://x")', "Betpak-Dala"]
+    assert back.n.tolist() == [-3, 4]
+
+
+def test_escape_html_blocks_markup_and_template_literals():
+    out = escape_html("<script>alert(1)</script> ${x} `y` \\ & \"q\" 'a'")
+    for bad in ("<", ">", "${", "`", "\\", '"', "'"):
+        assert bad not in out
+    assert escape_html(float("nan")) == "" and escape_html(None) == ""
