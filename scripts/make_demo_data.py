@@ -218,8 +218,14 @@ def swap_base(rows: list[dict]) -> dict:
 
 
 def bad(base: dict, code: str, **changes) -> dict:
+    """A copy of ``base`` with one deliberate fault. Where the fault leaves the place alone,
+    the point moves 0.01 degree north so that the row is not also an exact duplicate of its
+    base (each bad row should trip only the check it is there for)."""
     row = dict(base)
     row.update({k: (v(base) if callable(v) else v) for k, v in changes.items()})
+    moved = {"decimalLatitude", "decimalLongitude", "geometry"} & set(changes)
+    if not moved and isinstance(row.get("decimalLatitude"), float):
+        row["decimalLatitude"] = round(row["decimalLatitude"] + 0.01, 5)
     row["occurrenceID"] = f"BAD-{code}"
     return row
 
