@@ -63,7 +63,7 @@ def leaflet_css() -> str:
         return f"url({_data_uri('leaflet/dist/images/' + name, 'image/png')})"
 
     css = re.sub(r"url\(\s*['\"]?images/([A-Za-z0-9_.-]+\.png)['\"]?\s*\)", repl, css)
-    if re.search(r"url\(\s*['\"]?(?!data:)", css):
+    if re.search(r"url\(\s*['\"]?(?!data:|#)", css):
         raise AssetError("leaflet.css refers to a file that is not inlined; run `make setup` (npm ci) again.")
     return css
 

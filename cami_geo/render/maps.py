@@ -1,0 +1,1303 @@
+"""Interactive maps (folium, self-contained, offline, embeddable) per species, per Range
+State and for the whole initiative, plus their static twins (:mod:`cami_geo.render.static`).
+
+Everything is built from the **public** (generalised) copy of the data and the status
+tables. One :class:`MapContent` is assembled per map (layers with their symbology from
+:mod:`cami_geo.render.symbology`, legend, texts); the interactive and the static renderer
+draw that same content.
+
+Safety and reproducibility:
+
+- every piece of submission text goes through :func:`cami_geo.render.escape.escape_html`
+  before it is put in a popup, tooltip or label; the JSON carrying it is made safe inside
+  ``<script>`` as well;
+- occurrence points are aggregated to grid cells no finer than each record's public grid
+  (its ``sensitivity``), coarser when there are more than ``MAX_CELLS`` cells, so the page
+  stays small for a million records; records without a public location (withheld) are
+  shown only as presence per Range State;
+- folium's random element ids are replaced by ids derived from the map's name, so the same
+  inputs give the same bytes;
+- Leaflet is inlined from the pinned npm package (:mod:`cami_geo.render.assets`) and the
+  basemap is a vector layer from the boundaries: the page makes no request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import math
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import shapely
+from shapely.geometry import box, mapping
+
+from cami_geo.errors import CamiGeoError, InputError
+from cami_geo.model import CRS_WGS84, ORIGIN_CODES, SEASONAL_CODES
+from cami_geo.render import symbology as sym
+from cami_geo.render.escape import escape_html as esc
+
+log = logging.getLogger("cami_geo.render.maps")
+
+CAMI_WINDOW = (20.0, 5.0, 150.0, 62.0)
+"""Longitude/latitude window (W, S, E, N) of the basemap: all CAMI Range States' CAMI parts
+(Russia is cut at 150 deg E, which also keeps the antimeridian off the map)."""
+
+FOCUS_WINDOW = (25.0, 20.0, 125.0, 56.0)
+"""Where a map without data zooms at most: the CAMI parts of large Range States (Russia, China)."""
+
+UN_DISCLAIMER = (
+    "The designations employed and the presentation of material on this map do not imply the expression of "
+    "any opinion whatsoever on the part of the Secretariat of the United Nations concerning the legal status "
+    "of any country, territory, city or any area or of its authorities, or concerning the delimitation of its "
+    "frontiers or boundaries.")
+"""The UN formula CMS maps carry; used when the configuration gives no maps.disclaimer."""
+
+MAX_CELLS = 20_000
+"""Most occurrence markers on one map; beyond this the grid is coarsened."""
+
+DETAIL_RECORDS = 5_000
+"""Popups list individual records (locality, recorder, date) only up to this many records."""
+
+RECORDS_PER_POPUP = 5
+
+COARSER_GRIDS = [(0.0, 0), (0.01, 2), (0.02, 2), (0.05, 2), (0.1, 1), (0.2, 1), (0.5, 1), (1.0, 0), (2.0, 0), (5.0, 0)]
+"""(cell size in degrees, decimals) tried in turn until the cells number at most MAX_CELLS;
+a record is never placed on a grid finer than its own sensitivity (0.0: its own grid)."""
+
+SENSITIVITY_DECIMALS = {"exact": 4, "0.001deg": 3, "0.01deg": 2, "0.1deg": 1, "1deg": 0}
+"""Decimal places kept for a point of each public sensitivity level (unknown: 2)."""
+
+BASEMAP_TOLERANCE_DEG = 0.02
+RANGE_TOLERANCE_DEG = 0.005
+THREAT_TOLERANCE_DEG = 0.001
+
+
+class MapError(CamiGeoError):
+    """A map cannot be drawn from the given inputs."""
+
+
+# --------------------------------------------------------------------------------------
+# Content shared by the interactive and the static renderer
+
+
+@dataclass
+class LayerSpec:
+    """One toggleable layer.
+
+    ``kind`` is ``"features"`` (a GeoDataFrame in EPSG:4326 with style columns ``stroke``,
+    ``fill``, ``fill_opacity``, ``weight``, ``dash``, ``radius`` and the HTML columns
+    ``popup``/``tooltip``, already escaped) or ``"cells"`` (a DataFrame ``lat, lon, n,
+    synthetic, popup`` of aggregated occurrences, with ``decimals`` kept per cell).
+    """
+
+    name: str
+    kind: str
+    data: Any
+    show: bool = True
+    fill: str = sym.OCCURRENCE
+    stroke: str = "#ffffff"
+    synthetic_fill: str = sym.OCCURRENCE_SYNTHETIC
+
+
+@dataclass
+class LegendSection:
+    title: str
+    entries: list[tuple[str, str, str, dict]]  # (label, colour, shape 'fill'|'line'|'point', extra style)
+
+
+@dataclass
+class MapContent:
+    key: str
+    title: str
+    subtitle: str
+    cycle: str
+    basemap: gpd.GeoDataFrame
+    focus: list[str]
+    bounds: tuple[float, float, float, float]
+    layers: list[LayerSpec]
+    legend: list[LegendSection]
+    notes: list[str]
+    source: str
+    attribution: str
+    disclaimer: str
+    synthetic: bool
+    version: str = ""
+    online_tiles: bool = False
+    projection: str = ""
+
+
+# --------------------------------------------------------------------------------------
+# Reading inputs
+
+
+def _empty_gdf(columns: Iterable[str] = ()) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in columns}, geometry=gpd.GeoSeries([], crs=CRS_WGS84), crs=CRS_WGS84)
+
+
+def read_public_layer(path: str | Path, layer: str) -> gpd.GeoDataFrame:
+    """One layer of a public GeoPackage in EPSG:4326; a missing or empty layer is an empty frame."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"Public data {path} does not exist; run the combine stage first.")
+    if "restricted" in path.parts:
+        raise MapError(f"Maps read only the public copy of the data, not {path}.")
+    try:
+        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+        if layer not in names:
+            return _empty_gdf()
+        try:  # Arrow reads a million records about 7 times faster
+            gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+        except Exception:
+            gdf = pyogrio.read_dataframe(path, layer=layer)
+    except Exception as exc:
+        raise InputError(f"Public data {path} (layer {layer}) cannot be read: {exc}") from None
+    if not isinstance(gdf, gpd.GeoDataFrame):
+        gdf = gpd.GeoDataFrame(gdf, geometry=gpd.GeoSeries([None] * len(gdf), crs=CRS_WGS84), crs=CRS_WGS84)
+    if gdf.crs is None:
+        gdf = gdf.set_crs(CRS_WGS84)
+    elif not gdf.crs.equals(CRS_WGS84):
+        gdf = gdf.to_crs(CRS_WGS84)
+    return gdf
+
+
+def read_table(path: str | Path, what: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"The {what} table {path} does not exist; run the status stage first.")
+    try:
+        return pd.read_csv(path, dtype={"iso3": str, "species_slug": str}, keep_default_na=True)
+    except Exception as exc:
+        raise InputError(f"The {what} table {path} cannot be read: {exc}") from None
+
+
+def _bool(series: pd.Series) -> pd.Series:
+    if series.dtype == bool:
+        return series
+    return series.astype(str).str.strip().str.lower().isin(["true", "1", "yes", "y", "t"])
+
+
+def _col(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name] if name in df.columns else pd.Series([None] * len(df), index=df.index, dtype=object)
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def _fmt_int(value: Any) -> str:
+    v = _num(value)
+    return "" if v is None else f"{v:,.0f}"
+
+
+def _text(value: Any) -> str:
+    """A cell as plain text ('' for missing; whole floats without '.0')."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        if value.is_integer():
+            return str(int(value))
+    text = str(value)
+    return "" if text in ("nan", "NaT", "None", "<NA>") else text
+
+
+# --------------------------------------------------------------------------------------
+# Deterministic folium ids
+
+
+@contextmanager
+def deterministic_ids(key: str):
+    """Make branca/folium element ids a function of ``key`` and creation order."""
+    from branca.element import Element
+
+    seed = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    counter = itertools.count()
+    original = Element.__dict__["_generate_id"]
+
+    def _generate_id(cls) -> str:
+        return hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:32]
+
+    Element._generate_id = classmethod(_generate_id)
+    try:
+        yield
+    finally:
+        Element._generate_id = original
+
+
+# --------------------------------------------------------------------------------------
+# Geometry helpers
+
+
+def _located(geoms: gpd.GeoSeries) -> np.ndarray:
+    """True where a geometry is present and not empty (withheld records have none)."""
+    values = np.asarray(geoms.values, dtype=object)
+    return ~shapely.is_missing(values) & ~shapely.is_empty(values)
+
+
+def _round_coords(obj: Any, decimals: int) -> Any:
+    if isinstance(obj, (list, tuple)):
+        if obj and isinstance(obj[0], (int, float)):
+            return [_round_num(v, decimals) for v in obj]
+        return [_round_coords(o, decimals) for o in obj]
+    return obj
+
+
+def _round_num(v: float, decimals: int) -> float | int:
+    r = round(float(v), decimals)
+    return int(r) if decimals == 0 else r
+
+
+def _geojson_geometry(geom, decimals: int) -> dict | None:
+    if geom is None or geom.is_empty:
+        return None
+    g = mapping(geom)
+    if g["type"] == "GeometryCollection":
+        return {"type": "GeometryCollection",
+                "geometries": [x for x in (_geojson_geometry(p, decimals) for p in geom.geoms) if x]}
+    return {"type": g["type"], "coordinates": _round_coords(g["coordinates"], decimals)}
+
+
+def prepare_basemap(boundaries: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Boundaries clipped to the CAMI window and simplified for a small page."""
+    b = boundaries[["iso3", "name", "range_state", "geometry"]].copy()
+    b["range_state"] = _bool(b["range_state"])
+    window = box(*CAMI_WINDOW)
+    b["geometry"] = shapely.intersection(b.geometry.values, window)
+    b = b[_located(b.geometry)].copy()
+    b["geometry"] = shapely.simplify(b.geometry.values, BASEMAP_TOLERANCE_DEG, preserve_topology=True)
+    return gpd.GeoDataFrame(b, geometry="geometry", crs=CRS_WGS84)
+
+
+def _clamp(bounds: tuple | None, window: tuple) -> tuple | None:
+    if bounds is None:
+        return None
+    w, s, e, n = bounds
+    W, S, E, N = window
+    w, s, e, n = max(w, W), max(s, S), min(e, E), min(n, N)
+    return (w, s, e, n) if e > w and n > s else window
+
+
+def _bounds_of(frames: Iterable[gpd.GeoDataFrame | None], fallback: tuple | None) -> tuple[float, float, float, float] | None:
+    boxes = []
+    for f in frames:
+        if f is None or len(f) == 0:
+            continue
+        g = f.geometry[_located(f.geometry)]
+        if len(g):
+            boxes.append(g.total_bounds)
+    if not boxes:
+        return fallback
+    arr = np.array(boxes)
+    w, s, e, n = arr[:, 0].min(), arr[:, 1].min(), arr[:, 2].max(), arr[:, 3].max()
+    W, S, E, N = CAMI_WINDOW
+    w, s, e, n = max(w, W), max(s, S), min(e, E), min(n, N)
+    if e <= w or n <= s:
+        return fallback
+    pad_x, pad_y = max(0.5, (e - w) * 0.05), max(0.5, (n - s) * 0.05)
+    return (round(max(w - pad_x, W), 2), round(max(s - pad_y, S), 2),
+            round(min(e + pad_x, E), 2), round(min(n + pad_y, N), 2))
+
+
+# --------------------------------------------------------------------------------------
+# Occurrences
+
+
+def _decimals(sensitivity: pd.Series) -> np.ndarray:
+    return sensitivity.astype(str).str.strip().str.lower().map(SENSITIVITY_DECIMALS).fillna(2).astype(int).to_numpy()
+
+
+def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
+                     detail_records: int = DETAIL_RECORDS) -> pd.DataFrame:
+    """Aggregate located occurrence records to grid cells no finer than their public grid.
+
+    Returns a frame ``lat, lon, decimals, step, n, synthetic, popup``: ``lat, lon`` are the
+    south-west corner of the cell (``decimals`` places, never more than the grid's), ``step``
+    its size in degrees (markers are drawn at the centre, corner + step/2), popup HTML already
+    escaped; sorted by latitude and longitude. A record's cell is that of its sensitivity
+    (0.1deg -> 0.1 deg cells); when that gives more than ``max_cells`` cells the grid is
+    coarsened (COARSER_GRIDS) until it does not.
+    """
+    cols = ["lat", "lon", "decimals", "step", "n", "synthetic", "popup"]
+    if occ is None or len(occ) == 0:
+        return pd.DataFrame(columns=cols)
+    occ = occ[_located(occ.geometry)]
+    if len(occ) == 0:
+        return pd.DataFrame(columns=cols)
+    pts = occ.geometry.values
+    df = pd.DataFrame({
+        "x": shapely.get_x(pts), "y": shapely.get_y(pts),
+        "d": _decimals(_col(occ, "sensitivity")),
+        "synthetic": _bool(_col(occ, "synthetic")).to_numpy(),
+        "year": pd.to_numeric(_col(occ, "year"), errors="coerce").to_numpy(),
+        "unc": pd.to_numeric(_col(occ, "coordinate_uncertainty_m"), errors="coerce").to_numpy(),
+    })
+    own_step = 10.0 ** -df["d"].to_numpy()
+    for level_step, level_dec in COARSER_GRIDS:
+        coarser = own_step < level_step - 1e-12
+        step = np.where(coarser, level_step, own_step)
+        d = np.where(coarser, level_dec, df["d"].to_numpy())
+        # the cell's south-west corner: public points sit at cell centres (x.x5 on a 0.1 deg grid) or
+        # on the grid itself, and either way the corner has no more decimals than the grid
+        lat = _round_each(np.floor(df["y"].to_numpy() / step + 1e-6) * step, d)
+        lon = _round_each(np.floor(df["x"].to_numpy() / step + 1e-6) * step, d)
+        keys = pd.DataFrame({"lat": lat, "lon": lon, "step": step})
+        n_cells = len(keys.drop_duplicates())
+        if n_cells <= max_cells:
+            break
+    df["lat"], df["lon"], df["decimals"], df["step"] = lat, lon, d, step
+    df["row"] = np.arange(len(df))
+    grouped = df.groupby(["lat", "lon", "decimals", "step"], sort=True)
+    cells = grouped.agg(n=("row", "size"), synthetic=("synthetic", "sum"), year_min=("year", "min"),
+                        year_max=("year", "max"), unc_max=("unc", "max")).reset_index()
+    generalisation = _col(occ, "data_generalizations").astype(object)
+    details: dict[tuple, list[str]] = {}
+    if len(df) <= detail_records:
+        text = pd.DataFrame({
+            "date": _col(occ, "event_date").map(_text).to_numpy(),
+            "year": _col(occ, "year").map(_text).to_numpy(),
+            "locality": _col(occ, "locality").map(_text).to_numpy(),
+            "recorded_by": _col(occ, "recorded_by").map(_text).to_numpy(),
+            "count": _col(occ, "individual_count").map(_text).to_numpy(),
+            "basis": _col(occ, "basis_of_record").map(_text).to_numpy(),
+            "gen": generalisation.map(_text).to_numpy(),
+        })
+        text["lat"], text["lon"], text["decimals"] = df["lat"].to_numpy(), df["lon"].to_numpy(), df["decimals"].to_numpy()
+        text["step"] = df["step"].to_numpy()
+        for key, rows in text.groupby(["lat", "lon", "decimals", "step"], sort=True):
+            details[key] = [_record_line(r) for r in rows.head(RECORDS_PER_POPUP).itertuples(index=False)]
+    popups = []
+    for c in cells.itertuples(index=False):
+        popups.append(_cell_popup(c, details.get((c.lat, c.lon, c.decimals, c.step))))
+    cells["popup"] = popups
+    cells["synthetic"] = cells["synthetic"] > 0
+    return cells[cols]
+
+
+def _round_each(values: np.ndarray, decimals: np.ndarray) -> np.ndarray:
+    out = values.copy()
+    for d in np.unique(decimals):
+        sel = decimals == d
+        out[sel] = np.round(values[sel], int(d))
+    return out
+
+
+def _record_line(r) -> str:
+    when = r.date or r.year
+    parts = [f"<b>{esc(when)}</b>" if when else ""]
+    if r.locality:
+        parts.append(f"Locality: {esc(r.locality)}")
+    if r.recorded_by:
+        parts.append(f"Recorded by: {esc(r.recorded_by)}")
+    if r.count:
+        parts.append(f"Individuals: {esc(r.count)}")
+    if r.basis:
+        parts.append(esc(r.basis))
+    if r.gen:
+        parts.append(f"<i>{esc(r.gen)}</i>")
+    return "<li>" + "<br>".join(p for p in parts if p) + "</li>"
+
+
+def _cell_popup(c, lines: list[str] | None) -> str:
+    grid = f"{c.step:g}"
+    d = int(c.decimals)
+    lat1, lon1 = round(c.lat + c.step, d), round(c.lon + c.step, d)
+    out = [f"<b>{int(c.n):,} record{'s' if c.n != 1 else ''}</b> in this {grid}&deg; cell",
+           f"Latitude {c.lat:.{d}f}&ndash;{lat1:.{d}f}&deg;, longitude {c.lon:.{d}f}&ndash;{lon1:.{d}f}&deg;"]
+    if c.synthetic:
+        out.append(f"<span class=\"cami-syn\">{int(c.synthetic):,} synthetic (demo)</span>")
+    y0, y1 = _num(c.year_min), _num(c.year_max)
+    if y0 is not None:
+        out.append(f"Years: {int(y0)}" + (f"&ndash;{int(y1)}" if y1 is not None and y1 != y0 else ""))
+    unc = _num(c.unc_max)
+    if unc is not None:
+        out.append(f"Coordinate uncertainty up to {unc / 1000:,.1f} km")
+    html = "<br>".join(out)
+    if lines:
+        html += "<ul class=\"cami-rec\">" + "".join(lines) + "</ul>"
+        if c.n > len(lines):
+            html += f"&hellip; and {int(c.n) - len(lines):,} more"
+    return html
+
+
+def _withheld_by_country(occ: gpd.GeoDataFrame) -> pd.DataFrame:
+    if occ is None or len(occ) == 0:
+        return pd.DataFrame(columns=["iso3", "n", "note"])
+    w = occ[~_located(occ.geometry)]
+    if len(w) == 0:
+        return pd.DataFrame(columns=["iso3", "n", "note"])
+    iso = _col(w, "iso3").map(_text)
+    note = _col(w, "information_withheld").map(_text).where(lambda s: s != "", _col(w, "data_generalizations").map(_text))
+    frame = pd.DataFrame({"iso3": iso.to_numpy(), "note": note.to_numpy()})
+    frame = frame[frame["iso3"] != ""]
+    return (frame.groupby("iso3", sort=True)
+            .agg(n=("note", "size"), note=("note", lambda s: "; ".join(sorted({x for x in s if x})[:3])))
+            .reset_index())
+
+
+def _any_synthetic(*frames: pd.DataFrame) -> bool:
+    for f in frames:
+        if f is not None and len(f) and "synthetic" in f.columns and _bool(f["synthetic"]).any():
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------
+# Feature layers with their style columns
+
+
+def range_layer(rng: gpd.GeoDataFrame, *, colour: str | None = None) -> gpd.GeoDataFrame | None:
+    """Range polygons styled by presence and season (or one colour per species)."""
+    if rng is None or len(rng) == 0:
+        return None
+    rng = rng[_located(rng.geometry)]
+    if len(rng) == 0:
+        return None
+    geoms = shapely.simplify(rng.geometry.values, RANGE_TOLERANCE_DEG, preserve_topology=True)
+    styles = [sym.range_style(p, s) for p, s in zip(_col(rng, "presence"), _col(rng, "seasonal"))]
+    popups, tips = [], []
+    for row in rng.itertuples(index=False):
+        label = sym.range_label(getattr(row, "presence", None), getattr(row, "seasonal", None))
+        name = _text(getattr(row, "name", ""))
+        parts = [f"<b>Range</b>: {esc(label)}"]
+        if name:
+            parts.append(f"Name: {esc(name)}")
+        sp = _text(getattr(row, "species", ""))
+        if sp:
+            parts.append(f"Species: <i>{esc(sp)}</i>")
+        origin = _num(getattr(row, "origin", None))
+        if origin is not None:
+            parts.append(f"Origin: {esc(ORIGIN_CODES.get(int(origin), ''))}")
+        iso = _text(getattr(row, "iso3", ""))
+        if iso:
+            parts.append(f"Range State: {esc(iso)}")
+        if _bool(pd.Series([getattr(row, "synthetic", False)])).iloc[0]:
+            parts.append("<span class=\"cami-syn\">synthetic (demo)</span>")
+        popups.append("<br>".join(parts))
+        tips.append(esc(name or label))
+    return gpd.GeoDataFrame({
+        "stroke": [colour or s.colour for s in styles],
+        "fill": [colour or s.colour for s in styles],
+        "fill_opacity": [s.fill_opacity for s in styles],
+        "weight": [1.5] * len(styles),
+        "dash": [s.dash for s in styles],
+        "radius": [0.0] * len(styles),
+        "popup": popups, "tooltip": tips,
+        "label": [sym.range_label(p, s) for p, s in zip(_col(rng, "presence"), _col(rng, "seasonal"))],
+    }, geometry=geoms, crs=CRS_WGS84)
+
+
+def threat_layer(thr: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
+    """Threat features coloured by IUCN first-level category; barrier class in the popup."""
+    if thr is None or len(thr) == 0:
+        return None
+    thr = thr[_located(thr.geometry)]
+    if len(thr) == 0:
+        return None
+    geoms = thr.geometry.values
+    kinds = shapely.get_type_id(geoms)
+    simple = shapely.simplify(geoms, THREAT_TOLERANCE_DEG, preserve_topology=True)
+    geoms = np.where(np.isin(kinds, [0, 4]), geoms, simple)
+    rows = []
+    for row, kind in zip(thr.itertuples(index=False), kinds):
+        code = _text(getattr(row, "iucn_code", ""))
+        key, label, colour = sym.threat_category(code)
+        name = _text(getattr(row, "iucn_name", ""))
+        barrier = _text(getattr(row, "barrier_class", ""))
+        parts = [f"<b>{esc(code)} {esc(name)}</b>".replace("<b> ", "<b>")]
+        parts.append(f"Category: {esc(label)}")
+        for title, attr in (("Type", "threat_type"), ("Name", "name"), ("Date", "event_date"),
+                            ("Severity", "severity"), ("Range State", "iso3")):
+            v = _text(getattr(row, attr, ""))
+            if v:
+                parts.append(f"{title}: {esc(v)}")
+        if barrier:
+            parts.append(f"Barrier class: <b>{esc(barrier)}</b>")
+        if _bool(pd.Series([getattr(row, "synthetic", False)])).iloc[0]:
+            parts.append("<span class=\"cami-syn\">synthetic (demo)</span>")
+        is_line = kind in (1, 2, 5)
+        is_point = kind in (0, 4)
+        rows.append({
+            "stroke": colour, "fill": colour,
+            "fill_opacity": 0.9 if is_point else (0.0 if is_line else 0.3),
+            "weight": sym.barrier_width(barrier) if is_line else 1.0,
+            "dash": None, "radius": 5.0 if is_point else 0.0,
+            "popup": "<br>".join(parts), "tooltip": esc(_text(getattr(row, "name", "")) or label),
+            "label": label,
+        })
+    return gpd.GeoDataFrame(rows, geometry=list(geoms), crs=CRS_WGS84)
+
+
+def _country_popup(iso3: str, name: str, rows: pd.DataFrame) -> str:
+    parts = [f"<b>{esc(name)}</b> ({esc(iso3)})"]
+    if rows is None or len(rows) == 0:
+        parts.append("No status row for this cycle.")
+        return "<br>".join(parts)
+    r = rows.iloc[0]
+    best = _num(r.get("population_best"))
+    if best is not None:
+        interval = ""
+        lo, hi = _num(r.get("population_min")), _num(r.get("population_max"))
+        if lo is not None or hi is not None:
+            interval = f" ({_fmt_int(lo) or '?'}&ndash;{_fmt_int(hi) or '?'})"
+        unit = _text(r.get("population_unit")) or "individuals"
+        year = _text(r.get("population_year"))
+        parts.append(f"Latest estimate: <b>{esc(_fmt_int(best))}</b>{interval} {esc(unit)}"
+                     + (f", {esc(year)}" if year else ""))
+        for title, col in (("Method", "population_method"), ("Source", "population_source")):
+            v = _text(r.get(col))
+            if v:
+                parts.append(f"{title}: {esc(v)}")
+    else:
+        parts.append("Latest estimate: none reported")
+    for title, col in (("Trend", "trend"), ("Records", "n_records"), ("Years", None),
+                       ("EOO (km&sup2;)", "eoo_km2"), ("AOO (km&sup2;)", "aoo_km2"), ("Threat features", "n_threats"),
+                       ("Main threats", "main_threats")):
+        if col is None:
+            y0, y1 = _text(r.get("first_year")), _text(r.get("last_year"))
+            if y0:
+                parts.append(f"Years: {esc(y0)}" + (f"&ndash;{esc(y1)}" if y1 and y1 != y0 else ""))
+            continue
+        v = r.get(col)
+        if col in ("eoo_km2", "aoo_km2", "n_records", "n_threats"):
+            v = _fmt_int(v)
+        v = _text(v)
+        if v:
+            parts.append(f"{title}: {esc(v)}")
+    gap = _text(r.get("data_gap")).lower()
+    if gap in ("true", "1", "yes"):
+        parts.append("<b>Data gap</b>: no data in this cycle")
+    if (_num(r.get("synthetic_records")) or 0) > 0:
+        parts.append("<span class=\"cami-syn\">includes synthetic (demo) records</span>")
+    return "<br>".join(parts)
+
+
+def _country_rows(df: pd.DataFrame, iso3: str) -> pd.DataFrame:
+    if df is None or len(df) == 0 or "iso3" not in df.columns:
+        return pd.DataFrame()
+    return df[df["iso3"].astype(str) == iso3]
+
+
+# --------------------------------------------------------------------------------------
+# Content builders
+
+
+def _settings_texts(settings: dict, version: str) -> dict:
+    maps = settings.get("maps") or {}
+    return {
+        "cycle": _text(settings.get("cycle")),
+        "attribution": str(maps.get("attribution") or "Boundaries: Natural Earth (public domain)."),
+        "disclaimer": str(maps.get("disclaimer") or UN_DISCLAIMER),
+        "online_tiles": bool(maps.get("online_tiles", False)),
+        "version": version,
+    }
+
+
+def _registry(settings: dict):
+    from cami_geo.workflow import registry_from_config
+
+    return registry_from_config(settings)
+
+
+def _load_boundaries(path: str, settings: dict) -> gpd.GeoDataFrame:
+    from cami_geo.boundaries import load_boundaries
+
+    b = settings.get("boundaries") or {}
+    return load_boundaries(path, layer=b.get("layer"), id_field=b.get("id_field", "iso3"))
+
+
+def _source_line(cycle: str, version: str) -> str:
+    return (f"Source: CAMI Species Focal Point submissions (public, generalised copy) and status tables, "
+            f"reporting cycle {cycle}. Map: cami-geo {version}.".replace(" .", "."))
+
+
+def _grid_note(cells: pd.DataFrame) -> str | None:
+    if cells is None or len(cells) == 0:
+        return None
+    grid = f"{float(cells['step'].min()):g}"
+    return f"Occurrence locations are aggregated to cells of {grid}&deg; or coarser (public, generalised copy)."
+
+
+def _withheld_layer(withheld: pd.DataFrame, basemap: gpd.GeoDataFrame, colour: str = sym.WITHHELD,
+                    label: str | None = None) -> gpd.GeoDataFrame | None:
+    if withheld is None or len(withheld) == 0:
+        return None
+    b = basemap.set_index("iso3")
+    rows, geoms = [], []
+    for r in withheld.itertuples(index=False):
+        if r.iso3 not in b.index:
+            continue
+        name = _text(b.loc[r.iso3, "name"])
+        note = f"<br>{esc(r.note)}" if r.note else ""
+        rows.append({"stroke": colour, "fill": colour, "fill_opacity": 0.15, "weight": 2.0, "dash": "4 4",
+                     "radius": 0.0,
+                     "popup": f"<b>{esc(name)}</b>: {int(r.n):,} record{'s' if r.n != 1 else ''}"
+                              f"{' of ' + esc(label) if label else ''}, locations withheld{note}",
+                     "tooltip": f"{esc(name)}: locations withheld", "label": "Recorded, locations withheld"})
+        geoms.append(b.loc[r.iso3, "geometry"])
+    if not rows:
+        return None
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=CRS_WGS84)
+
+
+def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.DataFrame,
+                          boundaries: gpd.GeoDataFrame, settings: dict, version: str, slug: str) -> MapContent:
+    """Everything a species map shows, from the public species GeoPackage and the status tables."""
+    reg = _registry(settings)
+    sp = reg.species.get(slug)
+    texts = _settings_texts(settings, version)
+    occ = read_public_layer(public, "occurrences")
+    thr = read_public_layer(public, "threats")
+    rng = read_public_layer(public, "range")
+    basemap = prepare_basemap(boundaries)
+
+    sci = sp.scientific_name if sp else slug.replace("_", " ").capitalize()
+    common = sp.common_name if sp else ""
+    rows = by_country[by_country["species_slug"].astype(str) == slug] if "species_slug" in by_country.columns else by_country.iloc[0:0]
+    states = list(dict.fromkeys(list(sp.range_states if sp else []) + sorted(rows["iso3"].dropna().astype(str))))
+    states = [s for s in states if s in set(basemap["iso3"])]
+
+    layers: list[LayerSpec] = []
+    legend: list[LegendSection] = []
+    notes: list[str] = []
+
+    # Choropleth of the latest estimate
+    if states:
+        chor = basemap[basemap["iso3"].isin(states)]
+        data = []
+        for r in chor.itertuples(index=False):
+            crow = _country_rows(rows, r.iso3)
+            label, colour = sym.population_class(crow["population_best"].iloc[0] if len(crow) and "population_best" in crow else None)
+            data.append({"stroke": "#636363", "fill": colour, "fill_opacity": 0.7, "weight": 1.0, "dash": None,
+                         "radius": 0.0, "popup": _country_popup(r.iso3, r.name, crow),
+                         "tooltip": esc(r.name), "label": label})
+        layers.append(LayerSpec("Latest population estimate by Range State", "features",
+                                gpd.GeoDataFrame(data, geometry=list(chor.geometry), crs=CRS_WGS84)))
+        units = sorted({_text(u) for u in _col(rows, "population_unit") if _text(u)}) or ["individuals"]
+        legend.append(LegendSection(f"Latest estimate ({esc(', '.join(units))})",
+                                    [(lab, c, "fill", {}) for lab, c in sym.population_legend()]))
+
+    rl = range_layer(rng)
+    if rl is not None:
+        layers.append(LayerSpec("Range (presence, season)", "features", rl))
+        present = set(rl["label"])
+        entries = []
+        for s, c in sym.SEASONAL_COLOURS.items():
+            if any(lab.startswith(SEASONAL_CODES[s]) for lab in present):
+                entries.append((f"{SEASONAL_CODES[s]}", c, "fill", {}))
+        entries += [(lab, c, "fill", {"dash": d, "opacity": o}) for lab, c, o, d in sym.range_legend()[5:]]
+        legend.append(LegendSection("Range", entries))
+
+    tl = threat_layer(thr)
+    if tl is not None:
+        layers.append(LayerSpec("Threats by IUCN category", "features", tl))
+        cats = sorted(set(tl["label"]), key=lambda x: (len(x.split(" ")[0]), x))
+        legend.append(LegendSection("Threats (IUCN 3.3)", [(esc(lab), sym.threat_category(lab.split(" ")[0])[2], "line", {})
+                                                           for lab in cats]))
+
+    present_occ = occ
+    if len(occ) and "occurrence_status" in occ.columns:
+        absent = occ["occurrence_status"].astype(str).str.lower().eq("absent")
+        present_occ, absent_occ = occ[~absent], occ[absent]
+    else:
+        absent_occ = occ.iloc[0:0]
+    cells = occurrence_cells(present_occ)
+    if len(cells):
+        layers.append(LayerSpec("Occurrence records (aggregated)", "cells", cells))
+        notes.append(_grid_note(cells))
+    acells = occurrence_cells(absent_occ)
+    if len(acells):
+        layers.append(LayerSpec("Absence records (surveyed, not found)", "cells", acells, fill="#ffffff",
+                                stroke=sym.ABSENCE, synthetic_fill="#ffffff"))
+    wl = _withheld_layer(_withheld_by_country(occ), basemap)
+    if wl is not None:
+        layers.append(LayerSpec("Recorded in Range State, locations withheld", "features", wl))
+    occ_entries = []
+    if len(cells):
+        occ_entries.append(("Occurrence cell (size: number of records)", sym.OCCURRENCE, "point", {}))
+        if cells["synthetic"].any():
+            occ_entries.append(("Cell with synthetic demo records", sym.OCCURRENCE_SYNTHETIC, "point", {}))
+    if len(acells):
+        occ_entries.append(("Absence (surveyed, not found)", sym.ABSENCE, "point", {"hollow": True}))
+    if wl is not None:
+        occ_entries.append(("Recorded, locations withheld", sym.WITHHELD, "fill", {"dash": "4 4", "opacity": 0.15}))
+    if occ_entries:
+        legend.append(LegendSection("Records", occ_entries))
+    if not len(occ) and rl is None and tl is None:
+        notes.append("No occurrence, range or threat data in the public copy for this cycle.")
+
+    synthetic = _any_synthetic(occ, thr, rng) or (len(rows) and (pd.to_numeric(_col(rows, "synthetic_records"), errors="coerce").fillna(0) > 0).any())
+    # Zoom to the data (and Range States with withheld records); without data, to the Range States.
+    data_frames = [rng, thr, occ, wl]
+    bounds = _bounds_of(data_frames, None) or _clamp(
+        _bounds_of([basemap[basemap["iso3"].isin(states)]], FOCUS_WINDOW), FOCUS_WINDOW)
+    return MapContent(
+        key=f"species:{slug}", title=sci, subtitle=common, cycle=texts["cycle"], basemap=basemap,
+        focus=states, bounds=bounds, layers=layers, legend=legend, notes=[n for n in notes if n],
+        source=_source_line(texts["cycle"], version), attribution=texts["attribution"],
+        disclaimer=texts["disclaimer"], synthetic=bool(synthetic), version=version,
+        online_tiles=texts["online_tiles"])
+
+
+def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd.GeoDataFrame,
+                          settings: dict, version: str, iso3: str) -> MapContent:
+    """Every CAMI species recorded or listed in one Range State."""
+    reg = _registry(settings)
+    texts = _settings_texts(settings, version)
+    basemap = prepare_basemap(boundaries)
+    if iso3 not in set(boundaries["iso3"]):
+        raise MapError(f"Range State {iso3} is not in the boundary layer; check boundaries.path and id_field.")
+    country_name = _text(boundaries.loc[boundaries["iso3"] == iso3, "name"].iloc[0])
+    country_geom = boundaries.loc[boundaries["iso3"] == iso3, "geometry"].iloc[0]
+
+    def in_country(gdf: gpd.GeoDataFrame, use_geometry: bool) -> gpd.GeoDataFrame:
+        if len(gdf) == 0:
+            return gdf
+        mask = _col(gdf, "iso3").astype(str).eq(iso3).to_numpy()
+        if use_geometry:
+            g = gdf.geometry
+            ok = _located(g)
+            inter = np.zeros(len(gdf), dtype=bool)
+            inter[ok] = shapely.intersects(g[ok].values, country_geom)
+            mask = mask | inter
+        return gdf[mask]
+
+    occ = in_country(read_public_layer(public, "occurrences"), False)
+    thr = in_country(read_public_layer(public, "threats"), True)
+    rng = in_country(read_public_layer(public, "range"), True)
+    if len(rng):
+        rng = rng.copy()
+        rng["geometry"] = shapely.intersection(rng.geometry.values, shapely.buffer(country_geom, 0.0))
+        rng = rng[~rng.geometry.is_empty]
+    rows = _country_rows(by_country, iso3)
+
+    slugs = set(reg.species_in(iso3))
+    for f in (occ, thr, rng):
+        slugs |= {s for s in _col(f, "species_slug").map(_text) if s}
+    slugs |= {s for s in _col(rows, "species_slug").map(_text) if s}
+
+    def sort_key(s):
+        return reg.species[s].scientific_name if s in reg.species else s
+
+    species = sorted(slugs, key=sort_key)
+    layers: list[LayerSpec] = []
+    sp_entries = []
+    notes: list[str] = []
+    grid_notes = []
+    for i, slug in enumerate(species):
+        colour = sym.species_colour(i)
+        spec = reg.species.get(slug)
+        name = spec.scientific_name if spec else slug
+        srow = rows[_col(rows, "species_slug").astype(str) == slug] if len(rows) else rows
+        status = _species_status_text(srow)
+        sp_occ = occ[_col(occ, "species_slug").astype(str) == slug] if len(occ) else occ
+        sp_rng = rng[_col(rng, "species_slug").astype(str) == slug] if len(rng) else rng
+        parts = []
+        rl = range_layer(sp_rng, colour=colour)
+        if rl is not None:
+            layers.append(LayerSpec(f"{name}: range", "features", rl))
+        if len(sp_occ) and "occurrence_status" in sp_occ.columns:
+            sp_occ = sp_occ[~sp_occ["occurrence_status"].astype(str).str.lower().eq("absent")]
+        cells = occurrence_cells(sp_occ)
+        if len(cells):
+            layers.append(LayerSpec(f"{name}: records", "cells", cells, fill=colour, stroke="#333333",
+                                    synthetic_fill=colour))
+            grid_notes.append(float(cells["step"].min()))
+        withheld = _withheld_by_country(sp_occ)
+        n_withheld = int(withheld["n"].sum()) if len(withheld) else 0
+        if n_withheld:
+            parts.append(f"{n_withheld:,} records, locations withheld")
+        listed = "listed" if spec and iso3 in spec.range_states else "not listed as Range State"
+        label = f"<i>{esc(name)}</i>" + (f" ({esc(spec.common_name)})" if spec and spec.common_name else "")
+        label += f" &ndash; {esc(listed)}" + (f"; {status}" if status else "") + (f"; {esc(parts[0])}" if parts else "")
+        sp_entries.append((label, colour, "point", {}))
+        del parts
+    tl = threat_layer(thr)
+    legend = [LegendSection(f"CAMI species in {esc(country_name)}", sp_entries)] if sp_entries else []
+    if tl is not None:
+        layers.append(LayerSpec("Threats by IUCN category", "features", tl))
+        cats = sorted(set(tl["label"]), key=lambda x: (len(x.split(" ")[0]), x))
+        legend.append(LegendSection("Threats (IUCN 3.3)", [(esc(lab), sym.threat_category(lab.split(" ")[0])[2], "line", {})
+                                                           for lab in cats]))
+    if grid_notes:
+        grid = f"{min(grid_notes):g}"
+        notes.append(f"Occurrence locations are aggregated to cells of {grid}&deg; or coarser (public, generalised copy).")
+    if not species:
+        notes.append("No CAMI species is listed or recorded in this Range State.")
+    synthetic = _any_synthetic(occ, thr, rng) or (len(rows) and (pd.to_numeric(_col(rows, "synthetic_records"), errors="coerce").fillna(0) > 0).any())
+    bounds = _clamp(_bounds_of([basemap[basemap["iso3"] == iso3], occ, rng, thr], FOCUS_WINDOW), FOCUS_WINDOW)
+    return MapContent(
+        key=f"country:{iso3}", title=country_name, subtitle="CAMI species in this Range State",
+        cycle=texts["cycle"], basemap=basemap, focus=[iso3], bounds=bounds, layers=layers, legend=legend,
+        notes=notes, source=_source_line(texts["cycle"], version), attribution=texts["attribution"],
+        disclaimer=texts["disclaimer"], synthetic=bool(synthetic), version=version,
+        online_tiles=texts["online_tiles"])
+
+
+def _species_status_text(srow: pd.DataFrame) -> str:
+    if srow is None or len(srow) == 0:
+        return ""
+    r = srow.iloc[0]
+    out = []
+    best = _num(r.get("population_best"))
+    if best is not None:
+        year = _text(r.get("population_year"))
+        out.append(f"estimate {esc(_fmt_int(best))}" + (f" ({esc(year)})" if year else ""))
+    trend = _text(r.get("trend"))
+    if trend:
+        out.append(esc(trend))
+    n = _num(r.get("n_records"))
+    if n:
+        out.append(f"{int(n):,} records")
+    if _text(r.get("data_gap")).lower() in ("true", "1", "yes"):
+        out.append("data gap")
+    return ", ".join(out)
+
+
+def build_overview_content(by_country: pd.DataFrame, by_species: pd.DataFrame, boundaries: gpd.GeoDataFrame,
+                           settings: dict, version: str) -> MapContent:
+    """Species per Range State and their status."""
+    reg = _registry(settings)
+    texts = _settings_texts(settings, version)
+    basemap = prepare_basemap(boundaries)
+    wanted = settings.get("species") or []
+    if wanted:
+        slugs = [s for s in (reg.resolve_species(n) for n in wanted) if s]
+    else:
+        slugs = sorted(reg.species)
+    species_rows = by_species.set_index("species_slug") if "species_slug" in by_species.columns and len(by_species) else pd.DataFrame()
+    per_state: dict[str, list[str]] = {}
+    for s in slugs:
+        for iso in reg.species[s].range_states:
+            per_state.setdefault(iso, []).append(s)
+    for r in by_country.itertuples(index=False):
+        iso, s = _text(getattr(r, "iso3", "")), _text(getattr(r, "species_slug", ""))
+        if iso and s and s in reg.species and s not in per_state.get(iso, []):
+            if not slugs or s in slugs:
+                per_state.setdefault(iso, []).append(s)
+    chor_rows, geoms = [], []
+    for b in basemap.itertuples(index=False):
+        sps = sorted(per_state.get(b.iso3, []), key=lambda s: reg.species[s].scientific_name)
+        if not sps:
+            continue
+        label, colour = sym.richness_class(len(sps))
+        items = []
+        for s in sps:
+            spec = reg.species[s]
+            srow = by_country[(by_country["species_slug"].astype(str) == s) & (by_country["iso3"].astype(str) == b.iso3)] \
+                if len(by_country) and "species_slug" in by_country.columns else pd.DataFrame()
+            status = _species_status_text(srow) or "no data this cycle"
+            iucn = ""
+            if s in species_rows.index and "iucn_category" in species_rows.columns:
+                iucn = _text(species_rows.loc[s, "iucn_category"])
+            iucn = iucn or spec.iucn_category
+            items.append(f"<li><i>{esc(spec.scientific_name)}</i> ({esc(spec.common_name)}; IUCN {esc(iucn)}, "
+                         f"CMS App. {esc(spec.cms_appendix)}): {status}</li>")
+        popup = f"<b>{esc(b.name)}</b> ({esc(b.iso3)}): {len(sps)} CAMI species<ul class=\"cami-rec\">{''.join(items)}</ul>"
+        chor_rows.append({"stroke": "#636363", "fill": colour, "fill_opacity": 0.75, "weight": 1.0, "dash": None,
+                          "radius": 0.0, "popup": popup, "tooltip": f"{esc(b.name)}: {len(sps)} species",
+                          "label": label})
+        geoms.append(b.geometry)
+    layers = []
+    if chor_rows:
+        layers.append(LayerSpec("CAMI species per Range State", "features",
+                                gpd.GeoDataFrame(chor_rows, geometry=geoms, crs=CRS_WGS84)))
+    legend = [LegendSection("CAMI species per Range State", [(lab, c, "fill", {}) for lab, c in sym.richness_legend()])]
+    status_entries = []
+    for s in sorted(slugs, key=lambda x: reg.species[x].scientific_name):
+        spec = reg.species[s]
+        row = species_rows.loc[s] if s in species_rows.index else None
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        iucn = _text(row.get("iucn_category")) if row is not None else ""
+        best = _fmt_int(row.get("population_best")) if row is not None else ""
+        trend = _text(row.get("trend")) if row is not None else ""
+        parts = [f"IUCN {esc(iucn or spec.iucn_category)}"]
+        if best:
+            parts.append(f"estimate {esc(best)}")
+        if trend:
+            parts.append(esc(trend))
+        status_entries.append((f"<i>{esc(spec.scientific_name)}</i>: {', '.join(parts)}", "#ffffff", "none", {}))
+    if status_entries:
+        legend.append(LegendSection("Status per species", status_entries))
+    synth = False
+    for df in (by_country, by_species):
+        if len(df) and "synthetic_records" in df.columns:
+            synth |= bool((pd.to_numeric(df["synthetic_records"], errors="coerce").fillna(0) > 0).any())
+    focus = sorted(per_state)
+    bounds = _clamp(_bounds_of([basemap[basemap["iso3"].isin(focus)]], FOCUS_WINDOW), FOCUS_WINDOW)
+    return MapContent(
+        key="overview", title="Central Asian Mammals Initiative", subtitle="CAMI species per Range State and their status",
+        cycle=texts["cycle"], basemap=basemap, focus=focus, bounds=bounds, layers=layers, legend=legend,
+        notes=["Each Range State's species, latest estimates and trends are listed in its popup on the interactive map."],
+        source=_source_line(texts["cycle"], version), attribution=texts["attribution"],
+        disclaimer=texts["disclaimer"], synthetic=synth, version=version, online_tiles=texts["online_tiles"])
+
+
+# --------------------------------------------------------------------------------------
+# Interactive rendering
+
+
+OSM_TILES = "https://tile.openstreetmap.org"
+
+
+def content_security_policy(online_tiles: bool = False) -> str:
+    """A <meta> Content-Security-Policy: the page may fetch nothing from outside (defence in depth
+    behind the escaping); with ``online_tiles`` only OpenStreetMap tile images are allowed."""
+    img = "data: blob:" + (f" {OSM_TILES}" if online_tiles else "")
+    policy = (f"default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src {img}; "
+              "font-src data:; connect-src 'none'; base-uri 'none'; form-action 'none'")
+    return (f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
+            '<link rel="icon" href="data:,">')  # no favicon request either
+
+
+def basemap_styles(content: MapContent) -> gpd.GeoDataFrame:
+    """The basemap with ``fill``, ``stroke``, ``weight``: Range States in land colour, neighbours
+    grey, the map's focus outlined; on a Range State map every other country is grey."""
+    base = content.basemap.copy()
+    focus = base["iso3"].isin(set(content.focus))
+    single = content.key.startswith("country:")
+    land = focus if single else base["range_state"].astype(bool)
+    base["fill"] = np.where(land, sym.LAND_RANGE_STATE, sym.LAND_NEIGHBOUR)
+    base["stroke"] = np.where(focus, sym.HIGHLIGHT, sym.BORDER)
+    base["weight"] = np.where(focus, 1.6, 0.6)
+    base["fill_opacity"] = 1.0
+    return base
+
+
+def _js_json(obj: Any) -> str:
+    """JSON safe to place inside a <script> element."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return (text.replace("</", "<\\/").replace("<!--", "<\\!--")
+            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
+
+
+_HELPERS_JS = r"""
+function camiRadius(n){ return Math.round((3 + Math.min(9, 3 * Math.log10(Math.max(n, 1)))) * 10) / 10; }
+function camiAdd(group, part){
+  if (part.kind === 'features') {
+    L.geoJSON(part.data, {
+      style: function(f){ return part.styles[f.properties.s]; },
+      pointToLayer: function(f, ll){ return L.circleMarker(ll, part.styles[f.properties.s]); },
+      onEachFeature: function(f, l){
+        if (f.properties.p) { l.bindPopup(f.properties.p, {maxWidth: 380}); }
+        if (f.properties.t) { l.bindTooltip(f.properties.t, {sticky: true}); }
+      },
+      attribution: part.attribution || null
+    }).addTo(group);
+  } else if (part.kind === 'cells') {
+    var st = part.style;
+    var cells = L.featureGroup();
+    for (var i = 0; i < part.pts.length; i++) {
+      var q = part.pts[i], h = part.steps[q[5]] / 2;  // south-west corner + half a cell = centre
+      var m = L.circleMarker([q[0] + h, q[1] + h], {radius: camiRadius(q[2]), color: st.stroke, weight: 1,
+        fillColor: q[4] ? st.synthetic : st.fill, fillOpacity: 0.85});
+      m.camiPopup = part.popups[q[3]];
+      m.camiLayer = part.name;
+      cells.addLayer(m);
+    }
+    cells.bindPopup(function(layer){ return layer.camiPopup; }, {maxWidth: 380});
+    cells.addTo(group);
+  }
+}
+function camiControl(map, position, cls, html){
+  var c = L.control({position: position});
+  c.onAdd = function(){
+    var d = L.DomUtil.create('div', 'cami-box ' + cls);
+    d.innerHTML = html;
+    L.DomEvent.disableClickPropagation(d);
+    L.DomEvent.disableScrollPropagation(d);
+    return d;
+  };
+  c.addTo(map);
+  return c;
+}
+"""
+
+_CSS = """
+html, body {width: 100%; height: 100%; margin: 0; padding: 0;}
+.leaflet-container {background: %(water)s; font: 12px/1.4 "Helvetica Neue", Arial, Helvetica, sans-serif;}
+.leaflet-container .cami-box, .leaflet-container .leaflet-control-layers {font-size: 12px; line-height: 1.35;}
+.cami-box {background: rgba(255,255,255,0.93); padding: 6px 8px; border-radius: 4px;
+  box-shadow: 0 1px 4px rgba(0,0,0,0.3); max-width: 360px;}
+.cami-title h1 {font-size: 15px; margin: 0;}
+.cami-title p {margin: 2px 0 0 0;}
+.cami-legend {max-height: 45vh; overflow-y: auto;}
+.cami-legend h4 {margin: 4px 0 2px 0; font-size: 12px;}
+.cami-legend .sw {display: inline-block; width: 14px; height: 10px; margin-right: 5px; vertical-align: middle;
+  border: 1px solid #555;}
+.cami-legend .ln {display: inline-block; width: 16px; height: 0; margin-right: 5px; vertical-align: middle;
+  border-top: 3px solid #555;}
+.cami-legend .pt {display: inline-block; width: 10px; height: 10px; margin: 0 7px 0 2px; vertical-align: middle;
+  border-radius: 50%; border: 1px solid #fff;}
+.leaflet-container .cami-info {font-size: 10px; line-height: 1.3; max-width: 420px;}
+.cami-info p {margin: 2px 0;}
+.cami-synthetic {background: #7b3294; color: #fff; font-weight: bold; font-size: 14px; letter-spacing: 0.03em;}
+.cami-syn {color: #7b3294; font-weight: bold;}
+ul.cami-rec {margin: 4px 0; padding-left: 16px; max-height: 220px; overflow-y: auto;}
+"""
+
+
+def _legend_html(sections: list[LegendSection]) -> str:
+    out = ["<b>Legend</b>"]
+    for s in sections:
+        out.append(f"<h4>{s.title}</h4>")
+        for label, colour, shape, extra in s.entries:
+            if shape == "fill":
+                border = "dashed" if extra.get("dash") else "solid"
+                op = extra.get("opacity", 0.8)
+                sw = (f"<span class=\"sw\" style=\"background:{colour};opacity:{max(op, 0.35)};"
+                      f"border-style:{border}\"></span>")
+            elif shape == "none":
+                sw = ""
+            elif shape == "line":
+                sw = f"<span class=\"ln\" style=\"border-top-color:{colour}\"></span>"
+            else:
+                bg = "#ffffff" if extra.get("hollow") else colour
+                sw = f"<span class=\"pt\" style=\"background:{bg};border-color:{colour if extra.get('hollow') else '#fff'}\"></span>"
+            out.append(f"<div>{sw}{label}</div>")
+    return "".join(out)
+
+
+def _features_part(gdf: gpd.GeoDataFrame, decimals: int, attribution: str | None = None) -> dict:
+    styles: list[dict] = []
+    index: dict[str, int] = {}
+    feats = []
+    for row, geom in zip(gdf.itertuples(index=False), gdf.geometry):
+        g = _geojson_geometry(geom, decimals)
+        if g is None:
+            continue
+        st = {"color": row.stroke, "weight": float(row.weight), "opacity": 0.9,
+              "fillColor": row.fill, "fillOpacity": float(row.fill_opacity)}
+        if _text(row.dash):
+            st["dashArray"] = _text(row.dash)
+        if _num(row.radius):
+            st["radius"] = float(row.radius)
+        k = json.dumps(st, sort_keys=True)
+        if k not in index:
+            index[k] = len(styles)
+            styles.append(st)
+        props = {"s": index[k]}
+        if _text(getattr(row, "popup", None)):
+            props["p"] = row.popup
+        if _text(getattr(row, "tooltip", None)):
+            props["t"] = row.tooltip
+        feats.append({"type": "Feature", "properties": props, "geometry": g})
+    part = {"kind": "features", "styles": styles, "data": {"type": "FeatureCollection", "features": feats}}
+    if attribution:
+        part["attribution"] = attribution
+    return part
+
+
+def _cells_part(spec: LayerSpec) -> dict:
+    cells = spec.data
+    popups: list[str] = []
+    index: dict[str, int] = {}
+    pts = []
+    steps: list[float] = []
+    for c in cells.itertuples(index=False):
+        if c.popup not in index:
+            index[c.popup] = len(popups)
+            popups.append(c.popup)
+        step = float(c.step)
+        if step not in steps:
+            steps.append(step)
+        d = int(c.decimals)
+        pts.append([_round_num(c.lat, d), _round_num(c.lon, d), int(c.n), index[c.popup], 1 if c.synthetic else 0,
+                    steps.index(step)])
+    return {"kind": "cells", "name": spec.name, "steps": [_round_num(x, 2) if x < 1 else int(x) for x in steps],
+            "pts": pts, "popups": popups,
+            "style": {"fill": spec.fill, "stroke": spec.stroke, "synthetic": spec.synthetic_fill}}
+
+
+_FETCHING = re.compile(
+    r"""<(?:script|img|iframe|link|source|video|audio|embed|object)\b[^>]*\b(?:src|href|data)\s*=\s*["']?"""
+    r"""(?:https?:)?//[^"'\s>]*|url\(\s*["']?(?:https?:)?//[^)]*|@import\b[^;]*""", re.IGNORECASE)
+"""What in a page would make the browser fetch something from outside (links to click are fine)."""
+
+
+def render_html(content: MapContent) -> str:
+    """The self-contained HTML page of a map (same content -> same bytes)."""
+    import folium
+    from branca.element import Element, MacroElement
+    from folium.map import Layer
+    from folium.template import Template
+
+    from cami_geo.render.assets import inline_head
+
+    head = inline_head()
+
+    class CamiLayer(Layer):
+        _template = Template(
+            "{% macro script(this, kwargs) %}\n"
+            "var {{ this.get_name() }} = L.featureGroup();\n"
+            "{% for part in this.parts %}camiAdd({{ this.get_name() }}, {{ part }});\n{% endfor %}"
+            "{% endmacro %}")
+
+        def __init__(self, name, parts, show=True, control=True):
+            super().__init__(name=name, overlay=True, control=control, show=show)
+            self._name = "CamiLayer"
+            self.parts = [_js_json(p) for p in parts]
+
+    class CamiControls(MacroElement):
+        _template = Template(
+            "{% macro script(this, kwargs) %}\n"
+            "L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});\n"
+            "{% for c in this.controls %}camiControl({{ this._parent.get_name() }}, {{ c }});\n{% endfor %}"
+            "{% endmacro %}")
+
+        def __init__(self, controls):
+            super().__init__()
+            self._name = "CamiControls"
+            self.controls = [", ".join(_js_json(x) for x in c) for c in controls]
+
+    with deterministic_ids(content.key):
+        w, s, e, n = content.bounds
+        m = folium.Map(location=[round((s + n) / 2, 3), round((w + e) / 2, 3)], zoom_start=4, tiles=None,
+                       control_scale=False, prefer_canvas=True, min_zoom=2, max_zoom=12)
+        m.default_js = []
+        m.default_css = []
+        fig = m.get_root()
+        fig.title = esc(f"{content.title} – CAMI map, cycle {content.cycle}")
+        fig.header.add_child(Element(content_security_policy(content.online_tiles)), name="cami_csp")
+        fig.header.add_child(Element(head), name="cami_assets")
+        fig.header.add_child(Element(f"<style>{_CSS.replace('%(water)s', sym.WATER)}</style>\n<script>{_HELPERS_JS}</script>"),
+                             name="cami_helpers")
+
+        base = basemap_styles(content)
+        base["dash"] = None
+        base["radius"] = 0.0
+        base["popup"] = None
+        base["tooltip"] = [esc(x) for x in base["name"]]
+        CamiLayer("Countries (basemap)", [_features_part(base, 2, esc(content.attribution))],
+                  control=False).add_to(m)
+        if content.online_tiles:
+            folium.TileLayer("OpenStreetMap", name="OpenStreetMap (online only)", overlay=True, show=False,
+                             control=True).add_to(m)
+        for spec in content.layers:
+            if spec.kind == "cells":
+                part = _cells_part(spec)
+            else:
+                part = _features_part(spec.data, 4)
+            CamiLayer(esc(spec.name), [part], show=spec.show).add_to(m)
+        folium.LayerControl(collapsed=False, position="topright").add_to(m)
+
+        title = f"<h1>{esc(content.title)}</h1>" + (f"<p>{esc(content.subtitle)}</p>" if content.subtitle else "")
+        title += f"<p>Reporting cycle {esc(content.cycle)}</p>"
+        info = "".join(f"<p>{n}</p>" for n in content.notes)
+        info += (f"<p>{esc(content.source)}</p><p>{esc(content.attribution)}</p>"
+                 f"<p class=\"cami-disclaimer\">{esc(content.disclaimer)}</p>")
+        content_controls = [("topleft", "cami-title", title)]
+        if content.synthetic:
+            content_controls.append(("topleft", "cami-synthetic", esc(sym.SYNTHETIC_LABEL)))
+        content_controls += [("bottomright", "cami-legend", _legend_html(content.legend)),
+                             ("bottomleft", "cami-info", info)]
+        CamiControls(content_controls).add_to(m)
+        m.fit_bounds([[s, w], [n, e]])
+        html = fig.render()
+    bad = _FETCHING.findall(html)
+    if bad:
+        raise MapError(f"The map would load an outside resource ({bad[0]}); it must be self-contained.")
+    return html
+
+
+# --------------------------------------------------------------------------------------
+# Embed snippet and writing
+
+
+def embed_snippet(map_path: str | Path, embed_path: str | Path, title: str, *, width: str = "100%",
+                  height: int = 600) -> str:
+    """The <iframe> snippet (relative src from the embed file's folder) the Secretariat pastes."""
+    rel = os.path.relpath(Path(map_path).resolve(), Path(embed_path).resolve().parent).replace(os.sep, "/")
+    return (f"<iframe src=\"{esc(rel)}\" title=\"{esc(title)}\" width=\"{esc(width)}\" height=\"{int(height)}\" "
+            f"style=\"border:0\" loading=\"lazy\" referrerpolicy=\"no-referrer\" "
+            f"sandbox=\"allow-scripts allow-popups\"></iframe>")
+
+
+def write_embed(map_path: str | Path, embed_path: str | Path, title: str) -> str:
+    snippet = embed_snippet(map_path, embed_path, title)
+    text = (f"<!-- CAMI map embed snippet: paste the iframe below into a web page; keep the map file at "
+            f"the relative path given in src. -->\n{snippet}\n")
+    _write_text(embed_path, text)
+    return snippet
+
+
+def _write_text(path: str | Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8", newline="\n")
+    tmp.replace(path)
+
+
+def _embed_title(content: MapContent) -> str:
+    sub = f" ({content.subtitle})" if content.subtitle else ""
+    return f"CAMI map: {content.title}{sub}, reporting cycle {content.cycle}"
+
+
+def write_maps(content: MapContent, outputs: dict, settings: dict) -> None:
+    """Write the HTML, the embed snippet and the static maps named in ``outputs``."""
+    from cami_geo.render.static import render_static
+
+    html = render_html(content)
+    _write_text(outputs["html"], html)
+    if outputs.get("embed"):
+        write_embed(outputs["html"], outputs["embed"], _embed_title(content))
+    dpi = int((settings.get("maps") or {}).get("static_dpi", 300))
+    render_static(content, png=outputs.get("png"), svg=outputs.get("svg"), dpi=dpi)
+    log.info("map %s: %s (%d bytes)", content.key, outputs["html"], len(html.encode("utf-8")))
+
+
+# --------------------------------------------------------------------------------------
+# Stage functions
+
+
+def _params(params: dict) -> tuple[dict, str]:
+    settings = params.get("settings") or {}
+    return settings, str(params.get("version", ""))
+
+
+def run_map_species_stage(inputs: dict, outputs: dict, params: dict) -> None:
+    """Species map: ``inputs`` public, by_country, by_species, boundaries; ``outputs`` html, png, svg, embed."""
+    settings, version = _params(params)
+    slug = Path(inputs["public"]).stem
+    by_country = read_table(inputs["by_country"], "status-by-country")
+    by_species = read_table(inputs["by_species"], "status-by-species")
+    boundaries = _load_boundaries(inputs["boundaries"], settings)
+    content = build_species_content(inputs["public"], by_country, by_species, boundaries, settings, version, slug)
+    write_maps(content, outputs, settings)
+
+
+def run_map_country_stage(inputs: dict, outputs: dict, params: dict) -> None:
+    """Range State map: ``inputs`` public (clean.gpkg), by_country, boundaries; ``outputs`` html, png, svg, embed."""
+    settings, version = _params(params)
+    iso3 = Path(outputs["html"]).stem.upper()
+    by_country = read_table(inputs["by_country"], "status-by-country")
+    boundaries = _load_boundaries(inputs["boundaries"], settings)
+    content = build_country_content(inputs["public"], by_country, boundaries, settings, version, iso3)
+    write_maps(content, outputs, settings)
+
+
+def run_map_overview_stage(inputs: dict, outputs: dict, params: dict) -> None:
+    """Overview map: ``inputs`` by_country, by_species, boundaries; ``outputs`` html, png, embed."""
+    settings, version = _params(params)
+    by_country = read_table(inputs["by_country"], "status-by-country")
+    by_species = read_table(inputs["by_species"], "status-by-species")
+    boundaries = _load_boundaries(inputs["boundaries"], settings)
+    content = build_overview_content(by_country, by_species, boundaries, settings, version)
+    write_maps(content, outputs, settings)
