@@ -1,0 +1,400 @@
+"""Status stages: per species (``status_species``) and the tables across species
+(``status_tables``). Signatures follow :mod:`cami_geo.workflow`: ``f(inputs, outputs,
+params)``; ``params["settings"]`` is the validated configuration.
+
+Every column written is documented in ``docs/data-dictionary.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ..model import OCCURRENCE_COLUMNS, POPULATION_COLUMNS, RANGE_COLUMNS, THREAT_COLUMNS
+from ..textsafe import write_csv
+from . import criterion_b as cb
+from .actions import action_needs
+from .population import population_by_country, species_population, species_trend
+from .ranges import range_by_country, species_range
+from .threats import (THREAT_TABLE_COLUMNS, infrastructure_share, main_threats, species_threats,
+                      threat_locations, threats_by_country)
+
+log = logging.getLogger("cami_geo.status")
+
+BY_COUNTRY_COLUMNS = [
+    "species", "species_slug", "iso3", "country", "cycle", "n_records", "n_absences", "first_year",
+    "last_year", "population_best", "population_min", "population_max", "population_year",
+    "population_unit", "population_method", "population_source", "population_scope", "population_note",
+    "trend", "trend_method", "eoo_km2", "aoo_km2", "range_area_km2", "range_share", "range_source",
+    "n_threats", "main_threats", "n_complete_barriers", "infrastructure_buffer_share", "data_gap",
+    "years_since_estimate", "synthetic_records",
+]
+SPECIES_COLUMNS = [
+    "species", "species_slug", "common_name", "cms_appendix", "iucn_category", "cycle", "n_range_states",
+    "n_range_states_with_data", "n_range_states_with_estimate", "population_best", "population_min",
+    "population_max", "population_unit", "population_note", "trend", "trend_method", "eoo_km2", "aoo_km2",
+    "aoo_km2_median", "aoo_km2_max", "eoo_flag", "n_locations", "n_subpopulations", "category_b",
+    "category_b_note", "method", "n_locations_threats", "n_locations_threats_note", "range_area_km2",
+    "n_records", "n_threats", "synthetic_records",
+]
+CHANGE_FIGURES = ["population_best", "eoo_km2", "aoo_km2", "n_records"]
+
+
+# ---------------------------------------------------------------------------------------
+# reading
+# ---------------------------------------------------------------------------------------
+def read_layer(path: str | Path, layer: str, columns: list[str]):
+    """A GeoPackage layer as a GeoDataFrame (empty, with ``columns``, if absent)."""
+    import geopandas as gpd
+    import pyogrio
+
+    path = Path(path)
+    empty = gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+    if not path.exists():
+        return empty
+    try:
+        layers = {str(n) for n in pyogrio.list_layers(path)[:, 0]}
+    except Exception as exc:
+        raise InputError(f"{path} cannot be read as a GeoPackage: {str(exc).splitlines()[0]}") from None
+    if layer not in layers:
+        return empty
+    try:
+        fields = set(pyogrio.read_info(path, layer=layer)["fields"])
+        # points with coordinate columns: the geometry is not needed (it is the slow part)
+        skip_geom = layer == "occurrences" and {"decimal_longitude", "decimal_latitude"} <= fields
+        gdf = pyogrio.read_dataframe(path, layer=layer, read_geometry=not skip_geom, use_arrow=True)
+        if skip_geom:
+            gdf = gpd.GeoDataFrame(gdf, geometry=gpd.GeoSeries([None] * len(gdf), index=gdf.index,
+                                                                crs="EPSG:4326"))
+    except Exception as exc:
+        raise InputError(f"Layer {layer!r} of {path} cannot be read: {str(exc).splitlines()[0]}") from None
+    if gdf.crs is None:
+        gdf = gdf.set_crs("EPSG:4326")
+    elif gdf.crs.to_epsg() != 4326:
+        gdf = gdf.to_crs("EPSG:4326")
+    for c in columns:
+        if c not in gdf.columns:
+            gdf[c] = pd.NA
+    return gdf
+
+
+def read_table(path: str | Path | None, columns: list[str]) -> pd.DataFrame:
+    if not path or not Path(path).exists() or Path(path).stat().st_size == 0:
+        return pd.DataFrame(columns=columns)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=columns)
+    except Exception as exc:
+        raise InputError(f"{path} cannot be read as CSV: {str(exc).splitlines()[0]}") from None
+    for c in columns:
+        if c not in df.columns:
+            df[c] = pd.NA
+    return df
+
+
+def _truthy(s: pd.Series) -> np.ndarray:
+    return s.astype("string").str.strip().str.lower().isin(["true", "1", "yes", "t"]).to_numpy()
+
+
+def occurrence_points(occ) -> pd.DataFrame:
+    """lon, lat, iso3, present, year, cycle, synthetic, uncertainty_m from the clean layer."""
+    lon = pd.to_numeric(occ.get("decimal_longitude"), errors="coerce") if "decimal_longitude" in occ else None
+    lat = pd.to_numeric(occ.get("decimal_latitude"), errors="coerce") if "decimal_latitude" in occ else None
+    if len(occ) and occ.geometry.notna().any() and (lon is None or lon.isna().any()):
+        ok = occ.geometry.notna() & ~occ.geometry.is_empty
+        gx = pd.Series(np.nan, index=occ.index)
+        gy = pd.Series(np.nan, index=occ.index)
+        gx[ok], gy[ok] = occ.geometry[ok].x, occ.geometry[ok].y
+        lon = gx if lon is None else lon.fillna(gx)
+        lat = gy if lat is None else lat.fillna(gy)
+    if lon is None:
+        lon = pd.Series(np.nan, index=occ.index)
+        lat = pd.Series(np.nan, index=occ.index)
+    status = occ["occurrence_status"] if "occurrence_status" in occ else pd.Series("", index=occ.index)
+    return pd.DataFrame({
+        "lon": np.asarray(lon, dtype=float), "lat": np.asarray(lat, dtype=float),
+        "iso3": occ["iso3"].astype("string").fillna("").str.upper().to_numpy(),
+        "present": cb.present_mask(status),
+        "year": pd.to_numeric(occ["year"], errors="coerce").to_numpy(),
+        "cycle": pd.to_numeric(occ["cycle"], errors="coerce").to_numpy(),
+        "synthetic": _truthy(occ["synthetic"]),
+        "uncertainty_m": pd.to_numeric(occ["coordinate_uncertainty_m"], errors="coerce").to_numpy(),
+    })
+
+
+def _fill_iso3(pts: pd.DataFrame, countries) -> None:
+    """Records without an iso3: the Range State whose polygon holds the point."""
+    import shapely
+
+    missing = (pts["iso3"] == "") & pts["lon"].notna()
+    if not missing.any():
+        return
+    for iso3, geom in zip(countries.index, countries.geometry.values):
+        if geom is None:
+            continue
+        shapely.prepare(geom)
+        m = missing.to_numpy() & shapely.contains_xy(geom, pts["lon"].to_numpy(), pts["lat"].to_numpy())
+        pts.loc[m, "iso3"] = iso3
+        missing &= ~pd.Series(m, index=pts.index)
+
+
+# ---------------------------------------------------------------------------------------
+# per species
+# ---------------------------------------------------------------------------------------
+def _settings(params: dict[str, Any]) -> dict[str, Any]:
+    return params.get("settings") or {}
+
+
+_BOUNDARY_CACHE: dict[tuple, Any] = {}
+
+
+def boundaries_cached(path: str | Path, layer: str | None, id_field: str):
+    """:func:`cami_geo.boundaries.load_boundaries`, read once per process and file version
+    (a Snakemake run executes the per-species jobs in one process)."""
+    from ..boundaries import load_boundaries
+
+    p = Path(path)
+    key = (str(p.resolve()), p.stat().st_mtime_ns if p.exists() else 0, layer, id_field)
+    if key not in _BOUNDARY_CACHE:
+        _BOUNDARY_CACHE.clear()
+        _BOUNDARY_CACHE[key] = load_boundaries(p, layer=layer, id_field=id_field)
+    return _BOUNDARY_CACHE[key]
+
+
+def species_slug_from_outputs(outputs: dict[str, Any]) -> str:
+    return Path(str(outputs["by_country"])).parent.name
+
+
+def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
+    """Write ``by_country.csv``, ``species.csv`` and ``threats.csv`` for one species."""
+    from ..workflow import registry_from_config
+
+    t0 = time.perf_counter()
+    settings = _settings(params)
+    st = settings.get("status", {}) or {}
+    cycle = settings.get("cycle")
+    method = st.get("method", "iucn")
+    registry = registry_from_config(settings)
+    slug = species_slug_from_outputs(outputs)
+    if slug not in registry.species:
+        raise InputError(f"Species {slug!r} (from the output path) is not in the registry.")
+    sp = registry.species[slug]
+    bcfg = settings.get("boundaries", {}) or {}
+    countries = boundaries_cached(inputs["boundaries"], bcfg.get("layer"), bcfg.get("id_field", "iso3"))
+    states = [s for s in sp.range_states]
+    rs = countries.reindex(states)
+
+    occ = read_layer(inputs["clean"], "occurrences", OCCURRENCE_COLUMNS)
+    if "species_slug" in occ and len(occ):
+        sl = occ["species_slug"].astype("string").fillna("")
+        occ = occ[(sl == slug) | (sl == "")]
+    thr = species_threats(read_layer(inputs["clean"], "threats", THREAT_COLUMNS), slug)
+    rng = read_layer(inputs["clean"], "range", RANGE_COLUMNS)
+    if "species_slug" in rng and len(rng):
+        sl = rng["species_slug"].astype("string").fillna("")
+        rng = rng[(sl == slug) | (sl == "")]
+    pop = read_table(inputs.get("population"), POPULATION_COLUMNS)
+    if len(pop):
+        pop = pop[(pop["species_slug"].fillna("") == slug)
+                  | (pop["species_slug"].fillna("").eq("") & pop["species"].map(
+                      lambda n: registry.resolve_species(n) == slug))]
+    pts = occurrence_points(occ)
+    _fill_iso3(pts, rs.dropna(subset=["geometry"]) if len(rs) else rs)
+    present = pts[pts["present"] & pts["lon"].notna() & pts["lat"].notna()]
+    max_unc = (settings.get("checks", {}) or {}).get("max_uncertainty_m")
+    aoo_ok = present["uncertainty_m"].isna() | (present["uncertainty_m"] <= max_unc) if max_unc else \
+        pd.Series(True, index=present.index)
+    kw = dict(aoo_cell_km=st.get("aoo_cell_km", 2), location_cell_km=st.get("location_cell_km", 10),
+              subpopulation_radius_km=st.get("subpopulation_radius_km", 5))
+    log.info("%s: %d records (%d present) read in %.2f s", slug, len(pts), len(present), time.perf_counter() - t0)
+
+    # population
+    popc = population_by_country(pop, states, trend_years=int(st.get("trend_years", 10))).set_index("iso3")
+    # range
+    rgeom, rsource = species_range(rng, present["lon"].to_numpy(), present["lat"].to_numpy())
+    valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
+    parts = range_by_country(rgeom, valid_rs) if len(valid_rs) else pd.DataFrame(
+        columns=["range_area_km2", "range_share", "geometry"])
+    parts = parts.reindex(states)
+    # threats
+    tbc = threats_by_country(thr, parts, valid_rs, registry)
+    lon_all, lat_all = present["lon"].to_numpy(), present["lat"].to_numpy()
+    if len(present):
+        crs_eq = cb.laea_crs(*cb.unique_points(lon_all, lat_all))
+    elif len(valid_rs):  # centre of the Range States' bounding box
+        x0, y0, x1, y1 = valid_rs.total_bounds
+        crs_eq = cb.laea_crs(np.array([(x0 + x1) / 2]), np.array([(y0 + y1) / 2]))
+    else:
+        crs_eq = cb.CONR_CRS
+    infra = infrastructure_share(thr, parts, float(st.get("infrastructure_buffer_km", 5)), crs_eq)
+
+    rows = []
+    for iso3 in states:
+        in_c = pts[pts["iso3"] == iso3]
+        pr = in_c[in_c["present"] & in_c["lon"].notna()]
+        if len(pr):
+            ok = aoo_ok.reindex(pr.index).fillna(True).to_numpy()
+            e = cb.measures(pr["lon"], pr["lat"], method, **kw, aoo_points=(pr["lon"][ok], pr["lat"][ok]),
+                            counts=False)
+            eoo, aoo_v = e.eoo_km2, e.aoo_km2
+        else:
+            eoo = aoo_v = np.nan
+        p = popc.loc[iso3]
+        tb = tbc[tbc["iso3"] == iso3]
+        cyc_rec = in_c["cycle"]
+        this_cycle_rec = bool(((cyc_rec == cycle) | np.isnan(cyc_rec)).any()) if cycle is not None else len(in_c) > 0
+        pop_c = pop[pop["iso3"].fillna("") == iso3] if len(pop) else pop
+        pc = pd.to_numeric(pop_c["cycle"], errors="coerce") if len(pop_c) else pd.Series(dtype=float)
+        this_cycle_pop = bool(((pc == cycle) | pc.isna()).any()) if len(pop_c) else False
+        years = in_c["year"][np.isfinite(in_c["year"])]
+        py = p["population_year"]
+        rows.append({
+            "species": sp.scientific_name, "species_slug": slug, "iso3": iso3,
+            "country": registry.states[iso3].name_en if iso3 in registry.states else iso3,
+            "cycle": cycle, "n_records": int(in_c["present"].sum()), "n_absences": int((~in_c["present"]).sum()),
+            "first_year": int(years.min()) if len(years) else pd.NA,
+            "last_year": int(years.max()) if len(years) else pd.NA,
+            **{k: p[k] for k in popc.columns},
+            "eoo_km2": eoo, "aoo_km2": aoo_v,
+            "range_area_km2": parts.at[iso3, "range_area_km2"] if iso3 in parts.index else np.nan,
+            "range_share": parts.at[iso3, "range_share"] if iso3 in parts.index else np.nan,
+            "range_source": rsource,
+            "n_threats": int(tb["n_features"].sum()), "main_threats": main_threats(tbc, iso3),
+            "n_complete_barriers": int(tb["n_complete_barriers"].sum()),
+            "infrastructure_buffer_share": infra.get(iso3, np.nan),
+            "data_gap": not (this_cycle_rec or this_cycle_pop),
+            "years_since_estimate": (int(cycle) - int(py)) if cycle is not None and pd.notna(py) else pd.NA,
+            "synthetic_records": int(in_c["synthetic"].sum()),
+        })
+    by_country = pd.DataFrame(rows, columns=BY_COUNTRY_COLUMNS)
+    for c in ("population_year", "years_since_estimate", "first_year", "last_year"):
+        by_country[c] = pd.to_numeric(by_country[c], errors="coerce").astype("Int64")
+
+    # rasters
+    ridx = read_table(inputs.get("rasters"), ["submission", "source_file", "name", "path", "crs", "width",
+                                                "height", "synthetic"])
+    if len(ridx) and len(parts):
+        from .rasters import raster_columns
+
+        rc = raster_columns(ridx, parts["geometry"], base=Path.cwd())
+        if len(rc.columns):
+            by_country = by_country.join(rc, on="iso3")
+
+    # species row
+    ok_all = aoo_ok.to_numpy()
+    m = cb.measures(lon_all, lat_all, method, **kw, aoo_points=(lon_all[ok_all], lat_all[ok_all]))
+    spop = species_population(by_country)
+    trend, trend_method = species_trend(by_country, sp.iucn_population_trend)
+    decline = "v" if trend == "decreasing" else None
+    if m.n_unique:
+        code, note = cb.category_b(m.eoo_km2, m.aoo_km2, m.n_locations, decline=decline,
+                                   nt_eoo_km2=st.get("nt_eoo_km2", cb.DEFAULT_NT_EOO_KM2),
+                                   nt_aoo_km2=st.get("nt_aoo_km2", cb.DEFAULT_NT_AOO_KM2))
+        if decline:
+            note += f"; decline from the range-wide trend ({trend_method})"
+    else:
+        code, note = "", "preliminary: no present records, criterion B not assessed"
+    n_loc_thr, loc_note = threat_locations(lon_all, lat_all, thr, buffer_km=float(st.get("infrastructure_buffer_km", 5)),
+                                           crs=crs_eq, method=method, cell_km=kw["location_cell_km"])
+    has_data = (by_country["n_records"] + by_country["n_absences"] > 0) | by_country["population_best"].notna()
+    species_row = {
+        "species": sp.scientific_name, "species_slug": slug, "common_name": sp.common_name,
+        "cms_appendix": sp.flagged("cms_appendix"), "iucn_category": sp.flagged("iucn_category"), "cycle": cycle,
+        "n_range_states": len(states), "n_range_states_with_data": int(has_data.sum()),
+        "n_range_states_with_estimate": spop.pop("n_range_states_with_estimate"), **spop,
+        "trend": trend, "trend_method": trend_method,
+        "eoo_km2": m.eoo_km2 if m.n_unique else np.nan, "aoo_km2": m.aoo_km2 if m.n_unique else np.nan,
+        "aoo_km2_median": m.aoo_km2_median if m.n_unique else np.nan,
+        "aoo_km2_max": m.aoo_km2_max if m.n_unique else np.nan, "eoo_flag": m.eoo_flag,
+        "n_locations": m.n_locations if m.n_unique else pd.NA,
+        "n_subpopulations": m.n_subpopulations if m.n_unique else pd.NA,
+        "category_b": code, "category_b_note": note, "method": method,
+        "n_locations_threats": n_loc_thr if m.n_unique else pd.NA, "n_locations_threats_note": loc_note,
+        "range_area_km2": float(np.nansum(parts["range_area_km2"])) if rgeom is not None else np.nan,
+        "n_records": int(pts["present"].sum()), "n_threats": int(tbc["n_features"].sum()) if len(tbc) else 0,
+        "synthetic_records": int(pts["synthetic"].sum()),
+    }
+    species_df = pd.DataFrame([species_row], columns=SPECIES_COLUMNS)
+    threats_df = tbc.assign(species=sp.scientific_name, species_slug=slug)[THREAT_TABLE_COLUMNS]
+
+    write_csv(by_country, outputs["by_country"])
+    write_csv(species_df, outputs["species"])
+    write_csv(threats_df, outputs["threats"])
+    log.info("%s: status written in %.2f s", slug, time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------
+# across species
+# ---------------------------------------------------------------------------------------
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [str(value)]
+
+
+def _concat(paths: list[str]) -> pd.DataFrame:
+    frames = []
+    for p in paths:
+        try:
+            frames.append(pd.read_csv(p, keep_default_na=True))
+        except pd.errors.EmptyDataError:
+            continue
+        except Exception as exc:
+            raise InputError(f"{p} cannot be read as CSV: {str(exc).splitlines()[0]}") from None
+    frames = [f for f in frames if len(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def add_change(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+    """``<figure>_prev`` and ``<figure>_change`` (current - previous) for every figure of
+    :data:`CHANGE_FIGURES` the previous table has; ``previous_cycle`` beside them."""
+    out = current.copy()
+    if previous is None or previous.empty or "iso3" not in previous:
+        return out
+    key = "species_slug" if "species_slug" in previous and "species_slug" in out else "species"
+    if key not in previous:
+        return out
+    figs = [f for f in CHANGE_FIGURES if f in previous.columns]
+    prev = previous[[key, "iso3", *figs] + (["cycle"] if "cycle" in previous else [])].copy()
+    prev = prev.drop_duplicates(subset=[key, "iso3"], keep="last")
+    prev = prev.rename(columns={f: f"{f}_prev" for f in figs} | {"cycle": "previous_cycle"})
+    out = out.merge(prev, on=[key, "iso3"], how="left")
+    for f in figs:
+        out[f"{f}_prev"] = pd.to_numeric(out[f"{f}_prev"], errors="coerce")
+        out[f"{f}_change"] = pd.to_numeric(out[f], errors="coerce") - out[f"{f}_prev"]
+    return out
+
+
+def run_status_tables_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
+    """Concatenate the per-species files; add change since the previous cycle; action needs."""
+    settings = _settings(params)
+    by_country = _concat(_as_list(inputs.get("by_country")))
+    by_species = _concat(_as_list(inputs.get("species")))
+    threats = _concat(_as_list(inputs.get("threats")))
+    if by_country.empty:
+        by_country = pd.DataFrame(columns=BY_COUNTRY_COLUMNS)
+    if by_species.empty:
+        by_species = pd.DataFrame(columns=SPECIES_COLUMNS)
+    if threats.empty:
+        threats = pd.DataFrame(columns=THREAT_TABLE_COLUMNS)
+    prev_paths = _as_list(inputs.get("previous"))
+    if prev_paths:
+        previous = _concat(prev_paths)
+        by_country = add_change(by_country, previous)
+    by_country = by_country.sort_values(["species", "iso3"], kind="stable").reset_index(drop=True)
+    by_species = by_species.sort_values("species", kind="stable").reset_index(drop=True)
+    threats = threats.sort_values(["species", "iso3", "iucn_code"], kind="stable").reset_index(drop=True)
+    actions = action_needs(by_country, settings.get("action_rules") or [], settings.get("cycle"))
+    write_csv(by_country, outputs["by_country"])
+    write_csv(by_species, outputs["by_species"])
+    write_csv(threats, outputs["threats"])
+    write_csv(actions, outputs["actions"])
