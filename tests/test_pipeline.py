@@ -117,5 +117,5 @@ def test_changing_one_submission_reruns_only_what_depends_on_it(run, repo):
     manifest.write_text(manifest.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     proc = _snakemake(repo, work, "-n", "--cores", "1")
     out = proc.stdout + proc.stderr
-    intake_jobs = re.findall(r"rule intake:.*?wildcards: submission=(\S+)", out, re.S)
+    intake_jobs = re.findall(r"Reading and checking submission (\S+)", out)
     assert intake_jobs == [target.name]
