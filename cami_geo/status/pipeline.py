@@ -212,7 +212,8 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     aoo_ok = present["uncertainty_m"].isna() | (present["uncertainty_m"] <= max_unc) if max_unc else \
         pd.Series(True, index=present.index)
     kw = dict(aoo_cell_km=st.get("aoo_cell_km", 2), location_cell_km=st.get("location_cell_km", 10),
-              subpopulation_radius_km=st.get("subpopulation_radius_km", 5))
+              subpopulation_radius_km=st.get("subpopulation_radius_km", 5),
+              n_shifts=st.get("aoo_grid_shifts", 4))
     log.info("%s: %d records (%d present) read in %.2f s", slug, len(pts), len(present), time.perf_counter() - t0)
 
     # population
