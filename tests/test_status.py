@@ -483,3 +483,22 @@ def test_hull_range_across_the_antimeridian_is_split_and_keeps_its_area():
     assert geom.is_valid and minx >= -180 and maxx <= 180 and len(shapely.get_parts(geom)) == 2
     # densified every 25 km: the planar pieces measure like the geodesic hull within 0.01 %
     assert geodesic_area_km2(geom) == pytest.approx(cb.eoo_km2(lon, lat, "iucn"), rel=1e-4)
+
+
+def test_trend_uses_midpoints_of_years_with_only_an_interval():
+    """Mongolian saiga: 2014 and 2018 have a best estimate, 2020-2023 only min and max.
+    The trend must use the midpoints of those years, not only the two old figures."""
+    from cami_geo.status.population import population_by_country
+
+    pop = pd.DataFrame({
+        "species_slug": "saiga_tatarica", "iso3": "MNG",
+        "year": [2014, 2018, 2020, 2021, 2023],
+        "estimate_min": [None, None, 4000, 7000, 14000],
+        "estimate_best": [13000, 3600, None, None, None],
+        "estimate_max": [None, None, 6000, 9000, 17000],
+        "unit": "individuals", "method": "survey", "source": "s", "scope": "national", "trend": "",
+    })
+    out = population_by_country(pop, ["MNG"], trend_years=10).set_index("iso3").loc["MNG"]
+    assert out["population_best"] == 15500  # midpoint of 14,000-17,000
+    assert out["trend"] == "increasing"
+    assert "2014-2023 (5 estimates" in out["trend_method"]

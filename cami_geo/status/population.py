@@ -136,7 +136,10 @@ def national_figures(rows: pd.DataFrame, *, trend_years: int = 10) -> dict[str, 
         if not subs.empty:
             extra = f"{len(subs)} subnational/subpopulation estimate(s) for {year} not added to the national figure"
             out["population_note"] = "; ".join(x for x in (out["population_note"], extra) if x)
-        series = nat.groupby("year")["estimate_best"].apply(
+        # a year with only min and max contributes their midpoint, as for the latest year
+        nat_best = nat["estimate_best"].where(nat["estimate_best"].notna(),
+                                              ((nat["estimate_min"] + nat["estimate_max"]) / 2).round())
+        series = nat.assign(_b=nat_best).groupby("year")["_b"].apply(
             lambda s: float(np.exp(np.log(s[s > 0]).mean())) if (s > 0).any() else np.nan)
         reported = [t for t in cur["trend_norm"] if t]
     else:
