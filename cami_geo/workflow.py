@@ -75,6 +75,8 @@ class Plan:
                f"{P}/action_needs.csv", f"{P}/rejected.csv", "maps/overview.html", "maps/overview.png"]
         out += [f"{P}/submissions/{s}/validation.html" for s in self.submissions]
         for sp in self.species:
+            out += [f"{P}/restricted/layers/{sp}{suffix}"
+                    for suffix in (".gpkg", "_aoo.tif", "_threat_density.tif")]
             out += [f"maps/species/{sp}.{ext}" for ext in ("html", "png", "svg")]
             out += [f"reports/species/{sp}.{ext}" for ext in ("html", "docx", "pdf")]
             out += [f"reports/forms/{sp}_status_form.docx", f"reports/articles/{sp}.html"]
@@ -126,6 +128,7 @@ STAGES = {
     "combine": "cami_geo.combine:run_combine_stage",
     "status_species": "cami_geo.status.pipeline:run_status_species_stage",
     "status_tables": "cami_geo.status.pipeline:run_status_tables_stage",
+    "status_layers": "cami_geo.status.layers:run_status_layers_stage",
     "map_species": "cami_geo.render.maps:run_map_species_stage",
     "map_country": "cami_geo.render.maps:run_map_country_stage",
     "map_overview": "cami_geo.render.maps:run_map_overview_stage",

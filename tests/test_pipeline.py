@@ -102,6 +102,38 @@ def test_maps_and_reports_exist_and_parse(run):
     assert (work / "reports/country/KAZ.pdf").read_bytes()[:5] == b"%PDF-"
 
 
+def test_restricted_gis_layers(run):
+    """Per species: ranges and AOO cells as GeoPackage, the AOO grid and threat density as COG."""
+    import numpy as np
+    import pyogrio
+    import rasterio
+
+    work, _ = run
+    by_species = pd.read_csv(work / "data/processed/status_by_species.csv").set_index("species_slug")
+    layers = work / "data/processed/restricted/layers"
+    for sp in SPECIES:
+        names = {name for name, _ in pyogrio.list_layers(layers / f"{sp}.gpkg")}
+        assert {"range", "aoo_cells", "summary_by_country"} <= names
+        with rasterio.open(layers / f"{sp}_aoo.tif") as src:
+            assert not src.crs.is_geographic
+            occupied = int((src.read(1) == 1).sum())
+        assert occupied * 4 == pytest.approx(by_species.loc[sp, "aoo_km2"])
+        with rasterio.open(layers / f"{sp}_threat_density.tif") as src:
+            assert src.count >= 1 and np.isfinite(src.read(1)).any()
+
+
+def test_snakemake_report_lists_maps_and_tables(run, repo):
+    """`snakemake --report` builds Snakemake's own report with the maps and tables captioned."""
+    work, _ = run
+    out = work / "report.html"
+    proc = _snakemake(repo, work, "--report", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = out.read_text(encoding="utf-8", errors="replace")
+    for name in ("status_by_country.csv", "status_by_species.csv", "saiga_tatarica.html", "KAZ.html"):
+        assert name in html, name
+    assert "Range-wide status per species" in html  # a caption from workflow/report/
+
+
 def test_rerun_has_nothing_to_do(run, repo):
     work, _ = run
     proc = _snakemake(repo, work, "-n", "--cores", "1")

@@ -8,6 +8,8 @@
   from threat features;
 - :mod:`.rasters` raster summaries over the range;
 - :mod:`.actions` rule-based action needs;
+- :mod:`.layers` GIS layers per species: GeoPackage (range, AOO cells, summary by country),
+  AOO occupancy and threat density Cloud-Optimized GeoTIFFs (restricted outputs);
 - :mod:`.pipeline` the ``status_species`` and ``status_tables`` stages.
 
 Every output column is described in ``docs/data-dictionary.md``.

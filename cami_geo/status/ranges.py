@@ -105,3 +105,37 @@ def range_by_country(range_geom, countries) -> pd.DataFrame:
         rows.append({"iso3": iso3, "range_area_km2": area if range_geom is not None else np.nan,
                      "range_share": area / total if total > 0 else np.nan, "geometry": part})
     return pd.DataFrame(rows).set_index("iso3")
+
+
+def _extant(range_gdf):
+    pres = pd.to_numeric(range_gdf.get("presence", pd.Series(1, index=range_gdf.index)), errors="coerce")
+    return range_gdf[pres.fillna(1).astype(int) == 1]
+
+
+def seasonal_ranges(range_gdf) -> dict[int, object]:
+    """Union of the extant (presence 1) range polygons per IUCN seasonal code 1-5
+    (1 resident, 2 breeding, 3 non-breeding, 4 passage, 5 seasonal occurrence uncertain);
+    codes without polygons are left out, as are polygons without a seasonal code (they
+    count in :func:`species_range`, which takes every season)."""
+    out: dict[int, object] = {}
+    if range_gdf is None or not len(range_gdf) or "seasonal" not in range_gdf:
+        return out
+    extant = _extant(range_gdf)
+    seas = pd.to_numeric(extant["seasonal"], errors="coerce")
+    for code in range(1, 6):
+        geoms = [g for g in extant.geometry.values[(seas == code).to_numpy()] if g is not None and not g.is_empty]
+        if geoms:
+            out[code] = shapely.make_valid(shapely.union_all(shapely.make_valid(np.asarray(geoms))))
+    return out
+
+
+def range_area_by_season(range_gdf, countries) -> pd.DataFrame:
+    """``range_area_km2`` (WGS84 ellipsoid) and ``range_share`` (of that season's whole
+    range) per seasonal code 1-5 and Range State: columns ``seasonal``, ``iso3``,
+    ``range_area_km2``, ``range_share``, ``geometry``."""
+    frames = []
+    for code, geom in seasonal_ranges(range_gdf).items():
+        frames.append(range_by_country(geom, countries).reset_index().assign(seasonal=code))
+    if not frames:
+        return pd.DataFrame(columns=["seasonal", "iso3", "range_area_km2", "range_share", "geometry"])
+    return pd.concat(frames, ignore_index=True)[["seasonal", "iso3", "range_area_km2", "range_share", "geometry"]]

@@ -59,3 +59,27 @@ rule status_tables:
         "../../environment.yml"
     script:
         "../scripts/stage.py"
+
+
+rule status_layers:
+    message:
+        "Writing the GIS layers of {wildcards.species} (restricted: they show locations to 2 km)"
+    input:
+        clean=f"{P}/restricted/species/{{species}}.gpkg",
+        boundaries=PLAN.boundaries,
+        by_country=f"{P}/status/{{species}}/by_country.csv",
+    output:
+        gpkg=f"{P}/restricted/layers/{{species}}.gpkg",
+        aoo_grid=f"{P}/restricted/layers/{{species}}_aoo.tif",
+        threat_density=f"{P}/restricted/layers/{{species}}_threat_density.tif",
+    params:
+        version=VERSION,
+        settings=config,
+    log:
+        "logs/status_layers/{species}.log",
+    benchmark:
+        "logs/benchmarks/status_layers/{species}.tsv"
+    conda:
+        "../../environment.yml"
+    script:
+        "../scripts/stage.py"
