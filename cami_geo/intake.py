@@ -255,14 +255,15 @@ def read_parts(path: Path, *, name: str, kind: str, spec: FileSpec) -> tuple[lis
 
 # -- checking -----------------------------------------------------------------------------
 
-def _check_part(part: Part, *, file: str, ctx: CheckContext, spec: FileSpec, manifest: Manifest) -> tuple[pd.DataFrame, ProblemLog]:
+def _check_part(part: Part, *, file: str, ctx: CheckContext, spec: FileSpec, manifest: Manifest,
+                records: bool = True) -> tuple[pd.DataFrame, ProblemLog]:
     plog = ProblemLog(part.label or file, part.rows, ctx.overrides)
     if part.ragged:
         ragged = np.isin(part.rows, list(part.ragged))
         plog.add("row_ragged", ragged, "row", "row has a different number of fields than the header; extra fields ignored, missing ones empty")
     file_crs = spec.crs or manifest.crs
     if part.kind == "occurrences":
-        rec = check_occurrences(part.frame, plog, ctx, file_crs=file_crs)
+        rec = check_occurrences(part.frame, plog, ctx, file_crs=file_crs, records=records)
     elif part.kind == "threats":
         geoms = part.geoms
         if geoms is None and "wkt" in part.frame.columns:
@@ -368,7 +369,7 @@ def validate_file(path: Path, *, file: str, kind: str | None, spec: FileSpec, ma
                 result.notes.append(note)
         problems, points = [], []
         for part in parts:
-            rec, plog = _check_part(part, file=file, ctx=ctx, spec=spec, manifest=manifest)
+            rec, plog = _check_part(part, file=file, ctx=ctx, spec=spec, manifest=manifest, records=keep_records)
             n = len(part.frame)
             rejected = np.zeros(n, dtype=bool)
             rejected[plog.rejected_positions()] = True

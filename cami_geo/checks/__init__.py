@@ -83,6 +83,10 @@ def severity_of(code: str, overrides: dict[str, str] | None = None) -> str:
 
 
 def _as_array(value: Any, n: int, mask: np.ndarray) -> np.ndarray:
+    if callable(value):  # computed for the flagged positions only
+        out = np.empty(int(mask.sum()), dtype=object)
+        out[:] = list(value(np.flatnonzero(mask)))
+        return out
     if isinstance(value, pd.Series):
         value = value.to_numpy()
     if isinstance(value, np.ndarray) and value.shape[0] == n:
@@ -109,7 +113,8 @@ class ProblemLog:
     def add(self, code: str, mask: np.ndarray, field: str, reason: Any, value: Any = "") -> None:
         """Record ``code`` for every position where ``mask`` is true.
 
-        ``reason`` and ``value`` are one text for all, or arrays aligned with the frame.
+        ``reason`` and ``value`` are one text for all, arrays aligned with the frame, or
+        functions of the flagged positions (an index array) giving their texts.
         """
         sev = severity_of(code, self.overrides)
         mask = np.asarray(mask, dtype=bool)

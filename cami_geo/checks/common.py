@@ -108,7 +108,10 @@ def text(f: pd.DataFrame, col: str) -> pd.Series:
     s = f[col]
     if s.dtype != "str":
         s = s.astype("str")
-    return s.fillna("").str.strip()
+    arr = getattr(s.array, "_pa_array", None)
+    if arr is None or arr.null_count:  # no null test of 10^6 cells when arrow knows there are none
+        s = s.fillna("")
+    return s.str.strip()
 
 
 def value_text(f: pd.DataFrame, col: str) -> pd.Series:
@@ -123,6 +126,14 @@ def resolve_species(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, requ
     Returns (slug, accepted scientific name, verbatim name) arrays; '' where unresolved.
     Adds ``species_missing`` / ``species_unknown`` (with the nearest names) problems.
     """
+    slug, sci, vb, *_ = resolve_species_coded(f, log, ctx, required=required)
+    return slug, sci, vb
+
+
+def resolve_species_coded(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *,
+                          required: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`resolve_species`, plus integer codes equal where the species (slug, else the
+    verbatim name) are equal, and the slugs as codes into an array of distinct slugs."""
     verbatim = text(f, "species")
     if ctx.species:
         verbatim = verbatim.where(verbatim != "", ctx.species)
@@ -141,8 +152,12 @@ def resolve_species(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, requ
             hints = ctx.registry.suggest_species(v)
             hint_of[v] = (f"species {v!r} is not a registered CAMI species"
                           + (f"; did you mean {' or '.join(hints)}?" if hints else "; add it under registry.species in the configuration if it should be"))
-        log.add("species_unknown", unknown, "species", np.array([hint_of.get(v, "") for v in vb], dtype=object), vb)
-    return slug, sci, vb
+        log.add("species_unknown", unknown, "species", lambda i: [hint_of.get(v, "") for v in vb[i]], vb)
+    key_u = np.array([s if s != "" else v for s, v in zip(slug_u, uniq)], dtype=object)
+    key = pd.factorize(key_u, use_na_sentinel=False)[0][codes] if len(uniq) else np.zeros(0, dtype=np.int64)
+    s_codes, s_names = pd.factorize(slug_u, use_na_sentinel=False)
+    slug_codes = s_codes[codes] if len(uniq) else np.zeros(0, dtype=np.int64)
+    return slug, sci, vb, key, slug_codes, np.asarray(s_names, dtype=object)
 
 
 ISO2_NEIGHBOURS = dict(pair.split(":") for pair in (
@@ -174,36 +189,51 @@ def resolve_countries(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     iso = np.array([iso_of[v] for v in uniq], dtype=object)[codes]
     rawv = uniq[codes]
     bad = iso == "?"
-    log.add(invalid_code, bad, field_name, fill(bad, "country {!r} is not an ISO 3166 code or a Range State name", rawv), rawv)
+    log.add(invalid_code, bad, field_name, lambda i: ["country {!r} is not an ISO 3166 code or a Range State name".format(v) for v in rawv[i]],
+            rawv)
     iso[bad] = ""
     return iso, rawv
 
 
 def resolve_dates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, warn_missing: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """ISO event dates and years; problems for unreadable, impossible, future and missing dates."""
+    iso, year, _ = resolve_dates_coded(f, log, ctx, warn_missing=warn_missing)
+    return iso, year
+
+
+def resolve_dates_coded(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *,
+                        warn_missing: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`resolve_dates`, plus integer codes equal where the ISO dates are equal."""
     raw = text(f, "event_date")
     raw = raw.where(~raw.isin(NULL_TOKENS), "")
     codes, uniq = factorize(raw)
     iso_u, year_u, status_u = parse_dates(pd.Series(uniq, dtype=object))
-    iso, year, status = iso_u.to_numpy(dtype=object)[codes], year_u[codes], status_u[codes]
+    iso_u = iso_u.to_numpy(dtype=object)
+    iso, year, status = iso_u[codes], year_u[codes], status_u[codes]
     rawv = uniq[codes]
+    today = ctx.today.isoformat()
+    # ISO text compares in date order, partial dates too
+    future = ((status_u == "ok") & (iso_u.astype(str) > today))[codes] if len(uniq) else np.zeros(0, dtype=bool)
+    iso_codes = pd.factorize(iso_u, use_na_sentinel=False)[0][codes] if len(uniq) else np.zeros(0, dtype=np.int64)
     if "year" in f.columns:
         y = parse_year(text(f, "year"))
         from_year = (status == "missing") & np.isfinite(y)
         if from_year.any():
+            iso_codes = None
             iso[from_year] = np.char.mod("%d", y[from_year]).astype(object)
             year[from_year] = y[from_year]
             status = np.where(from_year, "ok", status)
+            future[from_year] = iso[from_year].astype(str) > today
     bad = status == "invalid"
     log.add("date_invalid", bad, "eventDate",
-            fill(bad, "date {!r} is not a real date in a form we read (YYYY-MM-DD, dd.mm.yyyy, dd/mm/yyyy, YYYY-MM, YYYY)", rawv),
+            lambda i: ["date {!r} is not a real date in a form we read (YYYY-MM-DD, dd.mm.yyyy, dd/mm/yyyy, YYYY-MM, YYYY)".format(v)
+                       for v in rawv[i]],
             rawv)
-    today = ctx.today.isoformat()
-    iso_str = iso.astype(str)
-    future = (status == "ok") & (iso_str > today)  # ISO text compares in date order, partial dates too
     old = (status == "ok") & (year < 1700)
     log.add("date_future", future, "eventDate", f"date is after today ({today})", rawv)
     log.add("date_invalid", old, "eventDate", "date is before 1700; check the year", rawv)
     if warn_missing:
         log.add("date_missing", status == "missing", "eventDate", "no date given; the record counts for no year")
-    return iso, year
+    if iso_codes is None:
+        iso_codes = pd.factorize(iso.astype(object), use_na_sentinel=False)[0]
+    return iso, year, iso_codes

@@ -44,26 +44,34 @@ class Countries:
         ``first`` (optional, ISO3 per point) is tested first, so points inside their
         declared country are tested against one polygon only.
         """
+        names = np.array(self.iso3 + [""], dtype=object)
+        return names[self.locate_index(lon, lat, first=first)]
+
+    def locate_index(self, lon: np.ndarray, lat: np.ndarray, *, first: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`locate` as positions in ``self.iso3`` (``len(self.iso3)`` where none)."""
         n = len(lon)
-        out = np.full(n, "", dtype=object)
+        code = np.full(n, len(self.iso3), dtype=np.int64)   # index into names; last: none
+        none = len(self.iso3)
+        index = {iso: k for k, iso in enumerate(self.iso3)}
         valid = np.isfinite(lon) & np.isfinite(lat)
         if first is not None:
-            first = np.asarray(first, dtype=object)
-            for iso in pd.unique(first[valid]):
-                if iso in self.geoms:
-                    sel = np.flatnonzero(valid & (first == iso))
+            fcodes, funiq = pd.factorize(np.asarray(first, dtype=object), use_na_sentinel=False)
+            present = np.bincount(fcodes[valid], minlength=len(funiq)) > 0
+            for k, iso in enumerate(funiq):
+                if present[k] and iso in self.geoms:
+                    sel = np.flatnonzero(valid & (fcodes == k))
                     hit = self.contains(iso, lon[sel], lat[sel])
-                    out[sel[hit]] = iso
-        todo = valid & (out == "")
+                    code[sel[hit]] = index[iso]
+        todo = valid & (code == none)
         for iso in self.iso3:
             if not todo.any():
                 break
             sel = np.flatnonzero(todo)
             hit = self.contains(iso, lon[sel], lat[sel])
             if hit.any():
-                out[sel[hit]] = iso
+                code[sel[hit]] = index[iso]
                 todo[sel[hit]] = False
-        return out
+        return code
 
     def distance_km(self, iso3: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Geodesic distance (km, WGS84) from each point to the nearest point of country ``iso3[i]``.

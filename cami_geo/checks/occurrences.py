@@ -15,7 +15,7 @@ import pandas as pd
 from ..errors import InputError
 from ..io.coords import crs_from_text, parse_degrees, to_wgs84
 from . import ProblemLog
-from .common import CheckContext, fill, lookup, value_text, resolve_countries, resolve_dates, resolve_species, text, to_number
+from .common import CheckContext, factorize, lookup, value_text, resolve_countries, resolve_dates_coded, resolve_species_coded, text, to_number
 from .geo import within_km_of
 
 TRANSFORMS = [
@@ -84,12 +84,12 @@ def coordinates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs
         log.add("coords_missing", empty, f"{lon_name}/{lat_name}", "coordinates missing")
         nonnum = ~empty & (np.isnan(x) | np.isnan(y))
         log.add("coords_not_numeric", nonnum, f"{lon_name}/{lat_name}", "x/y are not numbers",
-                (lon_t + " " + lat_t).to_numpy(dtype=object))
+                lambda i: (lon_t.iloc[i] + " " + lat_t.iloc[i]).to_numpy(dtype=object))
         fail = ~empty & ~nonnum & np.isnan(lon)
         log.add("coords_out_of_range", fail, f"{lon_name}/{lat_name}", "x/y cannot be transformed to WGS84 from the declared CRS")
         return lon, lat, decimals
-    lat, lat_empty, lat_dec = parse_degrees(lat_t, "lat")
-    lon, lon_empty, lon_dec = parse_degrees(lon_t, "lon")
+    lat, lat_empty, lat_dec = parse_degrees(lat_t, "lat", stripped=True)   # text() stripped them
+    lon, lon_empty, lon_dec = parse_degrees(lon_t, "lon", stripped=True)
     missing = lat_empty | lon_empty
     if lat_col not in f.columns and lon_col not in f.columns:
         log.add("coords_missing", missing, "decimalLatitude/decimalLongitude",
@@ -97,15 +97,66 @@ def coordinates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs
                 "широта/долгота, x/y with a CRS, or point geometry)")
         return lon, lat, np.minimum(lat_dec, lon_dec)
     log.add("coords_missing", missing, f"{lat_name}/{lon_name}",
-            np.where(lat_empty & lon_empty, "latitude and longitude missing",
-                     np.where(lat_empty, "latitude missing", "longitude missing")).astype(object))
+            lambda i: np.where(lat_empty[i] & lon_empty[i], "latitude and longitude missing",
+                               np.where(lat_empty[i], "latitude missing", "longitude missing")).astype(object))
     for vals, empty_, t, name in ((lat, lat_empty, lat_t, lat_name), (lon, lon_empty, lon_t, lon_name)):
         bad = ~empty_ & np.isnan(vals)
         log.add("coords_not_numeric", bad, name,
                 "not a number in decimal degrees or a degrees-minutes-seconds value (e.g. 41.75 or 41°45'00\"N)",
-                t.to_numpy(dtype=object))
+                _at(t))
     decimals = np.minimum(lat_dec, lon_dec)
     return lon, lat, decimals
+
+
+class _Coded:
+    """A text column held as codes into a small table of names (comparing 10^6 Python
+    strings is slow; comparing their codes is not). Indexing gives the texts."""
+
+    def __init__(self, names: np.ndarray, codes: np.ndarray):
+        self.names, self.codes = names, codes
+
+    def __getitem__(self, i):
+        return self.names[self.codes[i]]
+
+
+def fill(mask: np.ndarray, fmt: str, *arrays):
+    """Reason texts for :meth:`ProblemLog.add`: ``fmt`` formatted with the arrays' values at
+    the flagged positions, computed there only (every mask given to ``add`` with it is
+    within ``mask``)."""
+    arrays = tuple(a if isinstance(a, _Coded) else np.asarray(a) for a in arrays)
+    return lambda i: [fmt.format(*vals) for vals in zip(*(a[i] for a in arrays))]
+
+
+def _at(t: pd.Series):
+    """Problem values from text column ``t``, converted for the flagged positions only."""
+    return lambda i: t.iloc[i].to_numpy(dtype=object)
+
+
+def _duplicated(key: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(``key.duplicated(keep="first")``, positions of ``key.duplicated(keep=False)``).
+
+    A 64-bit hash of each row finds the few rows that may have an equal; the exact pandas
+    test runs on those rows only (rows with a unique hash have no duplicate).
+    """
+    n = len(key)
+    h = np.zeros(n, dtype=np.uint64)
+    with np.errstate(all="ignore"):
+        for c in key.columns:
+            a = key[c].to_numpy()
+            if a.dtype.kind == "f":
+                a = np.where(a == 0, 0.0, a)                    # -0.0 equals 0.0
+                a = np.where(np.isnan(a), np.nan, a).astype(np.float64).view(np.uint64)  # one NaN
+            else:
+                a = a.astype(np.int64).view(np.uint64)
+            h = (h ^ a) * np.uint64(0x9E3779B97F4A7C15)
+            h ^= h >> np.uint64(31)
+    maybe = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+    dup = np.zeros(n, dtype=bool)
+    if not len(maybe):
+        return dup, maybe
+    sub = key.iloc[maybe]
+    dup[maybe] = sub.duplicated(keep="first").to_numpy()
+    return dup, maybe[sub.duplicated(keep=False).to_numpy()]
 
 
 def _transform_fits(lon, lat, idx, targets, ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +177,8 @@ def _transform_fits(lon, lat, idx, targets, ctx) -> tuple[np.ndarray, np.ndarray
     return label, swap
 
 
-def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs: str | None = None) -> pd.DataFrame:
+def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs: str | None = None,
+                      records: bool = True) -> pd.DataFrame:
     """Normalise and check occurrence rows.
 
     Parameters
@@ -135,6 +187,8 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     log : where problems go (rows follow the frame's positions)
     ctx : registry, boundaries, thresholds
     file_crs : CRS of x/y columns declared for this file
+    records : False when only the problems are wanted (``cami-geo validate``): the
+        returned frame then has the rows but no columns
 
     Returns
     -------
@@ -158,44 +212,62 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     log.add("coords_zero", zero, "decimalLatitude/decimalLongitude", "latitude or longitude is exactly 0 (a blank stored as zero?)")
     usable = finite & ~out_range & ~zero
 
-    slug, sci, verbatim = resolve_species(f, log, ctx)
+    slug, sci, verbatim, species_key, slug_codes, slug_names = resolve_species_coded(f, log, ctx)
     declared, declared_raw = resolve_countries(f, log, ctx)
+
+    # countries as codes into `names` (0: none): the boundary layer's, then other declared ones
+    d_codes, d_uniq = pd.factorize(np.asarray(declared, dtype=object), use_na_sentinel=False)
+    names_l = [""] + list(dict.fromkeys(ctx.countries.iso3))
+    in_layer = set(names_l)
+    names_l += [v for v in dict.fromkeys(d_uniq) if v not in in_layer]
+    code_of = {v: k for k, v in enumerate(names_l)}
+    names = np.empty(len(names_l), dtype=object)
+    names[:] = names_l
+    decl = np.array([code_of[v] for v in d_uniq], dtype=np.int64)[d_codes] if len(d_uniq) else np.zeros(n, dtype=np.int64)
 
     # where each point lies (declared country tested first)
     ulon = np.where(usable, lon, np.nan)
     ulat = np.where(usable, lat, np.nan)
-    located = ctx.countries.locate(ulon, ulat, first=declared)
+    loc_idx = ctx.countries.locate_index(ulon, ulat, first=declared)
+    loc = np.array([code_of[v] for v in ctx.countries.iso3] + [0], dtype=np.int64)[loc_idx]
+    located = _Coded(names, loc)
     tol_km = ctx.threshold("border_tolerance_km", 10)
-    iso3 = np.where(declared != "", declared, located).astype(object)
+    iso_c = np.where(decl != 0, decl, loc)
 
     # outside the declared country
-    outside = usable & (declared != "") & (located != declared)
+    outside = usable & (decl != 0) & (loc != decl)
     near_ok = np.zeros(n, dtype=bool)
     dist = np.full(n, np.inf)
     if outside.any():
         dist[outside] = ctx.countries.distance_km(declared[outside], lon[outside], lat[outside])
         near_ok = outside & (dist <= tol_km)
     # not on land (no declared country, or declared but far)
-    at_sea = usable & (located == "") & ~near_ok
+    at_sea = usable & (loc == 0) & ~near_ok
     sea_near = np.zeros(n, dtype=bool)
-    if at_sea.any():
-        niso, ndist = ctx.countries.nearest(np.where(at_sea, lon, np.nan), np.where(at_sea, lat, np.nan))
-        sea_near = at_sea & (ndist <= tol_km) & (declared == "")
-        iso3 = np.where(sea_near, niso, iso3).astype(object)
+    sea_todo = at_sea & (decl == 0)   # a point far from its declared country stays at sea
+    if sea_todo.any():
+        niso, ndist = ctx.countries.nearest(np.where(sea_todo, lon, np.nan), np.where(sea_todo, lat, np.nan))
+        sea_near = sea_todo & (ndist <= tol_km)
+        pos = np.flatnonzero(sea_near)
+        iso_c = iso_c.copy()
+        iso_c[pos] = [code_of[v] for v in niso[pos]]
         dist = np.where(sea_near, ndist, dist)
         near_ok = near_ok | sea_near
         at_sea = at_sea & ~sea_near
-    mismatch = outside & ~near_ok & (located != "")
+    iso3 = _Coded(names, iso_c)
+    mismatch = outside & ~near_ok & (loc != 0)
     # species range
-    species_states = {s: set(reg.species[s].range_states) for s in pd.unique(slug) if s}
-    point_iso = np.where(near_ok, iso3, located)
+    species_states = {s: set(reg.species[s].range_states) for s in slug_names if s}
+    point_c = np.where(near_ok, iso_c, loc)
+    point_iso = _Coded(names, point_c)
     in_species_range = np.zeros(n, dtype=bool)
-    for s_, states in species_states.items():
-        sel = slug == s_
-        in_species_range[sel] = np.isin(point_iso[sel].astype(str), list(states))
-    is_range_state = lookup(point_iso, ctx.countries.range_state, False, dtype=bool)
-    has_species = slug != ""
-    land = usable & (point_iso != "")
+    for k, s_ in enumerate(slug_names):
+        if s_:
+            sel = slug_codes == k
+            in_species_range[sel] = np.isin(point_c[sel], [code_of[c] for c in species_states[s_] if c in code_of and c])
+    is_range_state = np.array([bool(ctx.countries.range_state.get(c, False)) for c in names_l], dtype=bool)[point_c]
+    has_species = np.array([s_ != "" for s_ in slug_names], dtype=bool)[slug_codes] if len(slug_names) else np.zeros(n, dtype=bool)
+    land = usable & (point_c != 0)
     off_range = land & has_species & ~in_species_range & ~mismatch
     not_listed = off_range & is_range_state
     outside_all = off_range & ~is_range_state
@@ -245,14 +317,14 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     log.add("near_border", near_ok, "decimalLatitude/decimalLongitude",
             fill(near_ok, "point lies {:.1f} km outside {}, within the " + f"{tol_km:g} km border tolerance",
                  np.where(np.isfinite(dist), dist, 0.0), iso3))
-    filled = (declared_raw == "") & (iso3 != "") & usable
+    filled = (declared_raw == "") & (iso_c != 0) & usable
     log.add("country_filled", filled, "countryCode",
             fill(filled, "no country given; filled as {} from the point", iso3))
 
     # proximity to centroids and capitals
-    cent = ctx.countries.centroids([c for c in pd.unique(iso3) if c])
-    has_iso = usable & (iso3 != "")
-    iso_f = pd.factorize(np.asarray(iso3, dtype=object), use_na_sentinel=False)
+    cent = ctx.countries.centroids([names_l[k] for k in pd.unique(iso_c) if k])
+    has_iso = usable & (iso_c != 0)
+    iso_f = (iso_c, names)
     cx = lookup(iso_f, {k: v[0] for k, v in cent.items()}, np.nan, dtype=float)
     cy = lookup(iso_f, {k: v[1] for k, v in cent.items()}, np.nan, dtype=float)
     near_c, dc = within_km_of(np.where(has_iso, lon, np.nan), lat, cx, cy, ctx.threshold("centroid_km", 1))
@@ -273,46 +345,58 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
             fill(few, "coordinates have {} decimal(s), fewer than " + f"{min_dec} (imprecise, or degrees-minutes read as decimals?)", decimals))
 
     # uncertainty
-    unc_t = value_text(f, "coordinate_uncertainty_m")
-    unc = to_number(unc_t)
-    unc_bad = (unc_t != "").to_numpy() & (np.isnan(unc) | (unc < 0))
-    log.add("uncertainty_invalid", unc_bad, "coordinateUncertaintyInMeters", "not a positive number of metres; treated as unknown", unc_t.to_numpy(dtype=object))
-    log.add("uncertainty_zero", unc == 0, "coordinateUncertaintyInMeters", "0 m is not a valid uncertainty; treated as unknown")
-    max_unc = ctx.threshold("max_uncertainty_m", 20000)
-    log.add("uncertainty_large", unc > max_unc, "coordinateUncertaintyInMeters",
-            f"uncertainty above {max_unc:g} m; the record is kept out of AOO", unc_t.to_numpy(dtype=object))
-    unc = np.where(unc_bad | (unc == 0), np.nan, unc)
+    if "coordinate_uncertainty_m" in f.columns:
+        unc_t = value_text(f, "coordinate_uncertainty_m")
+        unc = to_number(unc_t)
+        unc_bad = (unc_t != "").to_numpy() & (np.isnan(unc) | (unc < 0))
+        log.add("uncertainty_invalid", unc_bad, "coordinateUncertaintyInMeters", "not a positive number of metres; treated as unknown", _at(unc_t))
+        log.add("uncertainty_zero", unc == 0, "coordinateUncertaintyInMeters", "0 m is not a valid uncertainty; treated as unknown")
+        max_unc = ctx.threshold("max_uncertainty_m", 20000)
+        log.add("uncertainty_large", unc > max_unc, "coordinateUncertaintyInMeters",
+                f"uncertainty above {max_unc:g} m; the record is kept out of AOO", _at(unc_t))
+        unc = np.where(unc_bad | (unc == 0), np.nan, unc)
+    else:  # no column: every uncertainty unknown, nothing to report
+        unc = np.full(n, np.nan)
 
     # dates, counts, status
-    event_date, year = resolve_dates(f, log, ctx)
-    cnt_t = value_text(f, "individual_count")
-    cnt = to_number(cnt_t)
-    cnt_bad = (cnt_t != "").to_numpy() & (np.isnan(cnt) | (cnt < 0) | (cnt != np.round(cnt)))
-    log.add("count_invalid", cnt_bad, "individualCount", "individualCount must be a whole number of 0 or more", cnt_t.to_numpy(dtype=object))
-    cnt = np.where(cnt_bad, np.nan, cnt)
-    st_t = text(f, "occurrence_status")
-    st_map = {v: STATUS.get(re.sub(r"[\s_-]", "", str(v).casefold())) for v in pd.unique(st_t.to_numpy(dtype=object))}
-    status = lookup(st_t.to_numpy(dtype=object), st_map)
-    st_unknown = pd.isna(status)
-    log.add("status_unknown", st_unknown, "occurrenceStatus", "occurrenceStatus not present/absent; kept as present", st_t.to_numpy(dtype=object))
-    status = np.where(st_unknown, "present", status)
+    event_date, year, date_key = resolve_dates_coded(f, log, ctx)
+    if "individual_count" in f.columns:
+        cnt_t = value_text(f, "individual_count")
+        cnt = to_number(cnt_t)
+        cnt_bad = (cnt_t != "").to_numpy() & (np.isnan(cnt) | (cnt < 0) | (cnt != np.round(cnt)))
+        log.add("count_invalid", cnt_bad, "individualCount", "individualCount must be a whole number of 0 or more", _at(cnt_t))
+        cnt = np.where(cnt_bad, np.nan, cnt)
+    else:
+        cnt = np.full(n, np.nan)
+    if "occurrence_status" in f.columns:
+        st_t = text(f, "occurrence_status")
+        st_codes, st_uniq = factorize(st_t)
+        st_map = {v: STATUS.get(re.sub(r"[\s_-]", "", str(v).casefold())) for v in st_uniq}
+        status = lookup((st_codes, st_uniq), st_map)
+        st_unknown = pd.isna(status)
+        log.add("status_unknown", st_unknown, "occurrenceStatus", "occurrenceStatus not present/absent; kept as present", _at(st_t))
+        status = np.where(st_unknown, "present", status)
+    else:  # no column: every record present (STATUS[""])
+        status = np.full(n, "present", dtype=object)
 
     # duplicates: same species, coordinates, date and status as an earlier row
-    key = pd.DataFrame({"s": pd.factorize(np.where(slug != "", slug, verbatim))[0], "x": lon, "y": lat,
-                        "d": pd.factorize(event_date)[0], "st": status == "present", "n": cnt})
-    dup = key.duplicated(keep="first").to_numpy() & finite
+    key = pd.DataFrame({"s": species_key, "x": lon, "y": lat, "d": date_key, "st": status == "present", "n": cnt})
+    dup, grouped = _duplicated(key)   # grouped: only rows in groups of 2+
+    dup &= finite
     if dup.any():
-        grouped = np.flatnonzero(key.duplicated(keep=False).to_numpy())   # only rows in groups of 2+
         sub = key.iloc[grouped].assign(pos=grouped)
         firsts = np.zeros(n, dtype=np.int64)
         firsts[grouped] = sub.groupby(["s", "x", "y", "d", "st", "n"], dropna=False, sort=False)["pos"].transform("first").to_numpy()
         log.add("duplicate", dup, "row", fill(dup, "exact duplicate of row {} (same species, coordinates, date, status and count)", log.rows[firsts]))
 
+    if not records:
+        return pd.DataFrame(index=range(n))
+
     def obj(a):
         return pd.Series(a, dtype=object, copy=False) if isinstance(a, np.ndarray) else a
 
     return pd.DataFrame({
-        "species": obj(sci), "species_slug": obj(slug), "verbatim_species": obj(verbatim), "iso3": obj(iso3.astype(object)),
+        "species": obj(sci), "species_slug": obj(slug), "verbatim_species": obj(verbatim), "iso3": obj(names[iso_c]),
         "decimal_latitude": lat, "decimal_longitude": lon, "coordinate_uncertainty_m": unc,
         "event_date": obj(event_date), "year": pd.array(np.where(np.isfinite(year), year, np.nan), dtype="Float64").astype("Int64"),
         "individual_count": pd.array(cnt, dtype="Float64").astype("Int64"),

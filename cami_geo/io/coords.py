@@ -51,13 +51,14 @@ def parse_dms(text: str, axis: str) -> float | None:
     return sign * (d + m / 60 + sec / 3600)
 
 
-def parse_degrees(values: pd.Series, axis: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_degrees(values: pd.Series, axis: str, *, stripped: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parse a column of coordinates written in any of the accepted forms.
 
     Parameters
     ----------
     values : text cells
     axis : 'lat' or 'lon' (decides which hemisphere letters fit)
+    stripped : the cells are already stripped text without missing values
 
     Returns
     -------
@@ -68,6 +69,17 @@ def parse_degrees(values: pd.Series, axis: str) -> tuple[np.ndarray, np.ndarray,
     from ..checks.common import NULL_TOKENS
 
     s = values if values.dtype == "str" else values.astype("str")
+    fast = _parse_degrees_arrow(s, stripped=stripped)
+    if fast is not None:
+        num, empty, decimals = fast
+        failed = np.isnan(num) & ~empty
+        if failed.any():
+            s = s.fillna("").str.strip()
+            idx = np.flatnonzero(failed)
+            parsed = [parse_dms(v, axis) for v in s.iloc[idx].to_numpy(dtype=object)]
+            num[idx] = [np.nan if p is None else p for p in parsed]
+            decimals[idx] = -1
+        return num, empty, decimals
     s = s.fillna("").str.strip()
     nulls = s.isin(NULL_TOKENS)
     if nulls.any():
@@ -87,6 +99,43 @@ def parse_degrees(values: pd.Series, axis: str) -> tuple[np.ndarray, np.ndarray,
         num[idx] = [np.nan if p is None else p for p in parsed]
         decimals[idx] = -1
     return num, empty, decimals.astype(np.int64)
+
+
+def _parse_degrees_arrow(s: pd.Series, *, stripped: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The decimal-number part of :func:`parse_degrees` with pyarrow compute, for an
+    ASCII pyarrow-backed text column; None when it does not apply (then the pandas path runs)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ..checks.common import NULL_TOKENS
+
+    arr = getattr(s.array, "_pa_array", None)
+    if arr is None:
+        return None
+    try:
+        if not stripped or arr.null_count:
+            arr = pc.fill_null(arr, "")
+        if pc.any(pc.invert(pc.string_is_ascii(arr))).as_py():
+            return None  # byte offsets would not be character offsets
+        if not stripped:
+            arr = pc.utf8_trim_whitespace(arr)
+        nulls = pc.is_in(arr, value_set=pa.array(list(NULL_TOKENS), type=arr.type))
+        if pc.any(nulls).as_py():
+            arr = pc.if_else(nulls, pa.scalar("", arr.type), arr)
+        is_empty = pc.equal(arr, "")
+        empty = np.asarray(is_empty.to_numpy(zero_copy_only=False), dtype=bool)
+        t = pc.replace_substring(arr, ",", ".")
+        dot = np.asarray(pc.find_substring(t, ".").to_numpy(zero_copy_only=False), dtype=np.int64)
+        length = np.asarray(pc.binary_length(t).to_numpy(zero_copy_only=False), dtype=np.int64)
+        decimals = np.where(dot >= 0, length - dot - 1, 0).astype(np.int64)
+        blank = pc.if_else(is_empty, pa.scalar(None, t.type), t)  # '' stays '' after the replacement
+        try:
+            num = np.array(pc.cast(blank, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            num = np.array(pd.to_numeric(pd.Series(t.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"), dtype=float)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+        return None
+    return num, empty, decimals
 
 
 _NS = r"[NSСЮсю](?:\.?\s*ш\.?)?"

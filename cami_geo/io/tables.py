@@ -80,11 +80,19 @@ def _cyrillic_or_western(sample: bytes) -> str:
 
 def decode(data: bytes, name: str) -> tuple[str, str]:
     """Decode a text table's bytes; returns (text, encoding)."""
-    if not data.strip():
+    if not data[:4096].strip() and not data.strip():
         raise InputError(f"{name} is empty.")
-    enc = detect_encoding(data, name)
+    text = None
+    if not data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and b"\x00" not in data[:65536]:
+        try:  # the common case: decode once (detect_encoding would decode the whole file to test it)
+            text, enc = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text = None
+    if text is None:
+        enc = detect_encoding(data, name)
     try:
-        text = data.decode(enc)
+        if text is None:
+            text = data.decode(enc)
     except UnicodeDecodeError as exc:
         raise InputError(f"{name} cannot be decoded as {enc} (byte {exc.start}); save it as UTF-8.") from None
     if "\x00" in text:
@@ -131,8 +139,7 @@ def sniff_layout(lines: list[str]) -> tuple[str, int]:
 
 def read_csv_text(text: str, name: str, *, encoding: str = "", raw: bytes | None = None) -> Table:
     """Parse a decoded text table (any delimiter, title rows above the header)."""
-    head = text.splitlines()[:MAX_TITLE_ROWS + 20]
-    head = [ln for ln in head]
+    head = _head_lines(text, MAX_TITLE_ROWS + 20)
     if not any(ln.strip() for ln in head):
         raise InputError(f"{name} is empty.")
     delim, header_idx = sniff_layout(head)
@@ -158,6 +165,17 @@ def read_csv_text(text: str, name: str, *, encoding: str = "", raw: bytes | None
     table = Table(frame=frame, rows=rows, name=name, encoding=encoding, delimiter=delim,
                   header_row=header_idx + 1, ragged=ragged)
     return drop_blank_rows(table)
+
+
+def _head_lines(text: str, k: int) -> list[str]:
+    """``text.splitlines()[:k]`` without splitting the whole of a large text."""
+    size = 65536
+    while size < len(text):
+        lines = text[:size].splitlines()
+        if len(lines) > k:  # line k exists, so lines 0..k-1 are complete
+            return lines[:k]
+        size *= 4
+    return text.splitlines()[:k]
 
 
 def _read_arrow(text: str, delim: str, header_idx: int, head: list[str], *, raw: bytes | None = None) -> pd.DataFrame | None:
@@ -233,7 +251,11 @@ def drop_blank_rows(table: Table) -> Table:
         return table
     blank = np.ones(len(f), dtype=bool)
     for col in f.columns:
-        blank &= (f[col].to_numpy(dtype=object, na_value="") == "")
+        s = f[col]
+        if s.dtype == "str":  # no object conversion of a whole column
+            blank &= (s.isna() | (s == "")).to_numpy(dtype=bool)
+        else:
+            blank &= (s.to_numpy(dtype=object, na_value="") == "")
         if not blank.any():
             break
     if blank.any():
