@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -79,8 +80,9 @@ def main() -> None:
         manifest = sub / "submission.yaml"
         manifest.write_text(manifest.read_text() + "\n# changed\n")
         wall_inc, out = snakemake(work, args.cores)
-        jobs = [line.split()[-1] for line in out.splitlines() if line.strip().startswith("rule ")]
-        print(f"incremental ({sub.name} changed): {len(jobs)} jobs re-run in {wall_inc:.1f} s "
+        totals = re.findall(r"^total\s+(\d+)", out, re.M)
+        n_jobs = int(totals[0]) if totals else 0
+        print(f"incremental ({sub.name} changed): {n_jobs} jobs re-run in {wall_inc:.1f} s "
               f"(full run {wall:.1f} s)")
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
