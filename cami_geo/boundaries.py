@@ -51,7 +51,7 @@ def build_from_world_atlas(topojson: Path, out: Path, registry: Registry) -> gpd
     world = gpd.read_file(topojson, layer="countries").set_crs(CRS_WGS84, allow_override=True)
     world["iso_numeric"] = world["id"].astype(str).str.zfill(3)
     world["geometry"] = shapely.make_valid(world.geometry.values)
-    world["geometry"] = world.geometry.apply(_polygonal)
+    world["geometry"] = world.geometry.apply(polygonal)
     numeric_to_iso3 = dict(NEIGHBOURS_ISO3)
     numeric_to_iso3.update({s.iso_numeric: s.iso3 for s in registry.states.values()})
     range_states = set(registry.states)
@@ -72,7 +72,7 @@ def build_from_world_atlas(topojson: Path, out: Path, registry: Registry) -> gpd
     return keep
 
 
-def _polygonal(geom):
+def polygonal(geom):
     """Keep only the polygon parts of a repaired geometry (make_valid can add lines)."""
     if geom is None or geom.geom_type in ("Polygon", "MultiPolygon"):
         return geom

@@ -43,6 +43,7 @@ from .model import COLUMNS, CRS_WGS84, PROBLEM_COLUMNS
 from .registry import Registry, load_registry
 from .sensitivity import coarser_levels, generalise_occurrences, generalise_threats, normalise_level
 from .textsafe import write_csv
+from .workflow import path_list
 
 log = logging.getLogger("cami_geo.combine")
 
@@ -74,14 +75,6 @@ _FALSE = {"false", "0", "no", "n", "f"}
 
 
 # -- small helpers ------------------------------------------------------------------------
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (str, os.PathLike)):
-        return [str(value)]
-    return [str(v) for v in value]
-
 
 def _submission_of(path: str | Path) -> str:
     """Submission id of a per-submission file: its folder's name."""
@@ -233,7 +226,7 @@ def read_records(paths: Iterable[str], kind: str) -> pd.DataFrame:
         same columns and types when there is no file or no row.
     """
     frames = []
-    for path in sorted(_as_list(paths), key=lambda p: (_submission_of(p), p)):
+    for path in sorted(path_list(paths), key=lambda p: (_submission_of(p), p)):
         if not Path(path).exists():
             raise InputError(f"{path} does not exist; run the intake stage for submission {_submission_of(path)!r} first.")
         raw = _read_csv_text(path) if kind == "population" else _read_vector(path)
@@ -273,7 +266,7 @@ def relative_problem_file(submission: str, file: str) -> str:
 
 def _read_problems(paths: Iterable[str]) -> pd.DataFrame:
     frames = []
-    for path in sorted(_as_list(paths), key=lambda p: (_submission_of(p), p)):
+    for path in sorted(path_list(paths), key=lambda p: (_submission_of(p), p)):
         sub = _submission_of(path)
         raw = _read_csv_text(path)
         frame = pd.DataFrame({c: (raw[c] if c in raw.columns else pd.Series([""] * len(raw), dtype=object))
@@ -462,7 +455,7 @@ def _rasters(paths: Iterable[str], out_csv: str) -> pd.DataFrame:
     folder = Path(out_csv).parent
     rows: list[dict[str, Any]] = []
     extra_cols: list[str] = []
-    for path in sorted(_as_list(paths), key=lambda p: (_submission_of(p), p)):
+    for path in sorted(path_list(paths), key=lambda p: (_submission_of(p), p)):
         sub = _submission_of(path)
         table = _read_csv_text(path)
         if table.empty:
@@ -610,10 +603,10 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
         wrong type, with one sentence naming it.
     """
     registry = _registry(params)
-    summary_paths = _as_list(inputs.get("summaries"))
+    summary_paths = path_list(inputs.get("summaries"))
     subs = sorted({_submission_of(p) for key in ("occurrences", "threats", "range", "population",
                                                  "problems", "rasters", "summaries")
-                   for p in _as_list(inputs.get(key))})
+                   for p in path_list(inputs.get(key))})
     summaries = {_submission_of(p): _read_summary(p) for p in summary_paths}
     levels = _submission_levels(subs, summaries)
 
@@ -627,7 +620,7 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
 
     # Restricted (precise) copy.
     restricted = {"occurrences": occ, "threats": thr, "range": rng}
-    _write_copy(outputs["restricted"], _as_list(outputs.get("restricted_species")), restricted)
+    _write_copy(outputs["restricted"], path_list(outputs.get("restricted_species")), restricted)
 
     # Public copy: the submission's level is one of the levels weighed (the coarsest wins).
     sub_level_occ = pd.Series(_text(occ["submission"]).map(levels).to_numpy(), index=occ.index, dtype=object)
@@ -637,7 +630,7 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
                                                index=thr.index, dtype=object))
     pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
     public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
-    _write_copy(outputs["public"], _as_list(outputs.get("public_species")), public)
+    _write_copy(outputs["public"], path_list(outputs.get("public_species")), public)
 
     write_csv(pop, outputs["population"])
     write_csv(problems, outputs["problems"])
@@ -648,4 +641,4 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
                                                  "population": pop}, problems)
     write_csv(table, outputs["submissions"])
     log.info("%d rejected rows, %d species partitions", len(errors),
-             len(_as_list(outputs.get("restricted_species"))))
+             len(path_list(outputs.get("restricted_species"))))

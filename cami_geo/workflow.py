@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -135,6 +136,15 @@ STAGES = {
     "report_species": "cami_geo.render.reports:run_report_species_stage",
     "report_country": "cami_geo.render.reports:run_report_country_stage",
 }
+
+
+def path_list(value: Any) -> list[str]:
+    """A stage input or output as a list of paths: None -> [], one path -> [path]."""
+    if value is None:
+        return []
+    if isinstance(value, (str, os.PathLike)):
+        return [str(value)]
+    return [str(v) for v in value]
 
 
 def _as_dict(named: Any) -> dict[str, Any]:

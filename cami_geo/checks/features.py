@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ..boundaries import polygonal
 from ..model import BARRIER_CLASSES, ORIGIN_CODES, PRESENCE_CODES, SEASONAL_CODES
 from . import ProblemLog
 from .common import CheckContext, resolve_countries, resolve_dates, resolve_species, text, value_text
@@ -39,7 +40,7 @@ def check_geometry(geoms: np.ndarray, log: ProblemLog, *, polygons_only: bool = 
         reasons = np.array([shapely.is_valid_reason(g) if g is not None else "" for g in geoms], dtype=object)
         repaired = shapely.make_valid(geoms[invalid])
         if polygons_only:
-            repaired = np.array([_polygonal(g) for g in repaired], dtype=object)
+            repaired = np.array([polygonal(g) for g in repaired], dtype=object)
         good = np.array([g is not None and not g.is_empty and g.is_valid for g in repaired], dtype=bool)
         idx = np.flatnonzero(invalid)
         out[idx[good]] = repaired[good]
@@ -54,13 +55,6 @@ def check_geometry(geoms: np.ndarray, log: ProblemLog, *, polygons_only: bool = 
         wrong = ok & ~np.isin(types, POLYGONAL)
         log.add("geometry_type", wrong, "geometry", fill(wrong, "range features must be polygons, not {}", types))
     return out
-
-
-def _polygonal(g):
-    if g is None or g.geom_type in POLYGONAL:
-        return g
-    parts = [p for p in shapely.get_parts(g) if p.geom_type in POLYGONAL]
-    return shapely.union_all(parts) if parts else None
 
 
 def geometry_from_columns(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs: str | None) -> np.ndarray:

@@ -45,6 +45,7 @@ from shapely.geometry import box, mapping
 from cami_geo.errors import CamiGeoError, InputError
 from cami_geo.model import CRS_WGS84, ORIGIN_CODES, SEASONAL_CODES
 from cami_geo.render import symbology as sym
+from cami_geo.workflow import registry_from_config
 from cami_geo.render.escape import escape_html as esc
 
 log = logging.getLogger("cami_geo.render.maps")
@@ -608,12 +609,6 @@ def _settings_texts(settings: dict, version: str) -> dict:
     }
 
 
-def _registry(settings: dict):
-    from cami_geo.workflow import registry_from_config
-
-    return registry_from_config(settings)
-
-
 def _load_boundaries(path: str, settings: dict) -> gpd.GeoDataFrame:
     from cami_geo.boundaries import load_boundaries
 
@@ -658,7 +653,7 @@ def _withheld_layer(withheld: pd.DataFrame, basemap: gpd.GeoDataFrame, colour: s
 def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.DataFrame,
                           boundaries: gpd.GeoDataFrame, settings: dict, version: str, slug: str) -> MapContent:
     """Everything a species map shows, from the public species GeoPackage and the status tables."""
-    reg = _registry(settings)
+    reg = registry_from_config(settings)
     sp = reg.species.get(slug)
     texts = _settings_texts(settings, version)
     occ = read_public_layer(public, "occurrences")
@@ -757,7 +752,7 @@ def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.
 def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd.GeoDataFrame,
                           settings: dict, version: str, iso3: str) -> MapContent:
     """Every CAMI species recorded or listed in one Range State."""
-    reg = _registry(settings)
+    reg = registry_from_config(settings)
     texts = _settings_texts(settings, version)
     basemap = prepare_basemap(boundaries)
     if iso3 not in set(boundaries["iso3"]):
@@ -872,7 +867,7 @@ def _species_status_text(srow: pd.DataFrame) -> str:
 def build_overview_content(by_country: pd.DataFrame, by_species: pd.DataFrame, boundaries: gpd.GeoDataFrame,
                            settings: dict, version: str) -> MapContent:
     """Species per Range State and their status."""
-    reg = _registry(settings)
+    reg = registry_from_config(settings)
     texts = _settings_texts(settings, version)
     basemap = prepare_basemap(boundaries)
     wanted = settings.get("species") or []

@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import InputError
 from ..model import OCCURRENCE_COLUMNS, POPULATION_COLUMNS, RANGE_COLUMNS, THREAT_COLUMNS
 from ..textsafe import write_csv
+from ..workflow import path_list
 from . import criterion_b as cb
 from .actions import action_needs
 from .population import population_by_country, species_population, species_trend
@@ -334,14 +335,6 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
 # ---------------------------------------------------------------------------------------
 # across species
 # ---------------------------------------------------------------------------------------
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return [str(value)]
-
-
 def _concat(paths: list[str]) -> pd.DataFrame:
     frames = []
     for p in paths:
@@ -378,16 +371,16 @@ def add_change(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
 def run_status_tables_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
     """Concatenate the per-species files; add change since the previous cycle; action needs."""
     settings = _settings(params)
-    by_country = _concat(_as_list(inputs.get("by_country")))
-    by_species = _concat(_as_list(inputs.get("species")))
-    threats = _concat(_as_list(inputs.get("threats")))
+    by_country = _concat(path_list(inputs.get("by_country")))
+    by_species = _concat(path_list(inputs.get("species")))
+    threats = _concat(path_list(inputs.get("threats")))
     if by_country.empty:
         by_country = pd.DataFrame(columns=BY_COUNTRY_COLUMNS)
     if by_species.empty:
         by_species = pd.DataFrame(columns=SPECIES_COLUMNS)
     if threats.empty:
         threats = pd.DataFrame(columns=THREAT_TABLE_COLUMNS)
-    prev_paths = _as_list(inputs.get("previous"))
+    prev_paths = path_list(inputs.get("previous"))
     if prev_paths:
         previous = _concat(prev_paths)
         by_country = add_change(by_country, previous)
