@@ -116,3 +116,9 @@ def country_areas_km2(boundaries: gpd.GeoDataFrame) -> pd.Series:
 
     geod = Geod(ellps="WGS84")
     return boundaries.geometry.apply(lambda g: abs(geod.geometry_area_perimeter(g)[0]) / 1e6)
+
+
+def load_configured(path: str | Path, settings: dict) -> gpd.GeoDataFrame:
+    """:func:`load_boundaries` with the layer and id field of the ``boundaries`` config section."""
+    b = (settings or {}).get("boundaries") or {}
+    return load_boundaries(path, layer=b.get("layer"), id_field=b.get("id_field", "iso3"))

@@ -4,29 +4,35 @@ Reads what the intake stage wrote for each submission
 (``data/processed/submissions/<sub>/{occurrences,threats,range}.parquet``, ``population.csv``,
 ``problems.csv``, ``rasters.csv``, ``validation.json``) and writes:
 
-- ``restricted/clean.gpkg`` and ``restricted/species/<slug>.gpkg``: the precise records,
-  layers ``occurrences``, ``threats``, ``range`` (columns of :mod:`cami_geo.model` plus
-  ``geometry``, EPSG:4326). Only status computations open these.
-- ``public/clean.gpkg`` and ``public/species/<slug>.gpkg``: the same layers generalised by
-  :mod:`cami_geo.sensitivity` (the only copy maps and reports may show).
+- ``restricted/{occurrences,threats,range}.parquet`` and ``restricted/species/<slug>.gpkg``:
+  the precise records (columns of :mod:`cami_geo.model` plus ``geometry``, EPSG:4326); the
+  whole set as GeoParquet, one file per layer, and one GeoPackage per species with the
+  layers ``occurrences``, ``threats``, ``range``. Only status computations open these.
+- ``public/{occurrences,threats,range}.parquet``, ``public/species/<slug>.gpkg`` and
+  ``public/country/<ISO3>.gpkg``: the same layers generalised by :mod:`cami_geo.sensitivity`
+  (the only copy maps and reports may show), whole, per species and per Range State.
 - ``population.csv`` (every population row), ``rejected.csv`` (the problems of severity
   ``error``: the rows not accepted), ``problems.csv`` (every problem),
   ``rasters/index.csv`` (with each COG copied beside it as ``<submission>__<name>.tif``)
   and ``submissions.csv`` (provenance, one row per submission).
 
-Every layer exists even when it is empty, and every species named in the plan gets its
-partitions. A threat with no species goes into every species' partition. Records are
-sorted by ``record_id`` (natural order: row 9 before row 10); the GeoPackages are written
-with a fixed ``OGR_CURRENT_DATE`` (or ``SOURCE_DATE_EPOCH`` when set), so the same inputs
-give byte-identical files.
+Every layer exists even when it is empty, and every species and Range State named in the
+plan gets its partitions. A threat with no species goes into every species' partition.
+Records are sorted by ``record_id`` (natural order: row 9 before row 10); the GeoPackages
+are written with a fixed ``OGR_CURRENT_DATE`` (or ``SOURCE_DATE_EPOCH`` when set), so the
+same records give byte-identical files: Snakemake compares a partition's checksum and
+re-runs a species' status, maps and reports only when its partition changed (see
+docs/architecture.md, "Incremental runs").
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import datetime as _dt
 import json
 import logging
+import multiprocessing
 import os
 import re
 import shutil
@@ -37,6 +43,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 
 from .errors import CamiGeoError, InputError
 from .model import COLUMNS, CRS_WGS84, PROBLEM_COLUMNS
@@ -82,6 +89,9 @@ def _submission_of(path: str | Path) -> str:
 
 
 def _text(series: pd.Series) -> pd.Series:
+    """Values as text, missing ones as ''. Arrow-backed text stays Arrow-backed (fast)."""
+    if isinstance(series.dtype, pd.StringDtype):
+        return series.fillna("")
     s = series.astype(object)
     return s.where(s.notna(), "").astype(str)
 
@@ -142,6 +152,15 @@ def conform(frame: pd.DataFrame, kind: str, *, source: str, submission: str | No
 
 
 def _coerce(raw: pd.Series, col: str, source: str) -> pd.Series:
+    if (col in INT_COLUMNS or col in FLOAT_COLUMNS) and (
+            pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)):
+        # already numbers (what intake writes): no text round trip
+        num = raw.astype("float64")
+        if col in INT_COLUMNS:
+            finite = num.dropna()
+            if (finite == np.round(finite)).all():
+                return num.astype("Int64")
+        return num
     if col in INT_COLUMNS or col in FLOAT_COLUMNS:
         text = _text(raw).str.strip()
         num = pd.to_numeric(raw.where(text != "", None) if raw.dtype == object or
@@ -166,6 +185,10 @@ def _coerce(raw: pd.Series, col: str, source: str) -> pd.Series:
         if bad.any():
             raise InputError(f"{source}: column {col!r} holds {text[bad].iloc[0]!r} where true or false is expected.")
         return val
+    if isinstance(raw.dtype, pd.StringDtype):
+        # Arrow-backed text (what GeoParquet and CSV reads give): kept as it is; missing
+        # values stay missing (written as NULL).
+        return raw
     s = raw.astype(object)
     is_na = s.isna()
     if pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
@@ -202,11 +225,17 @@ def _sort_records(frame: pd.DataFrame) -> pd.DataFrame:
     The trailing number of an id compares as a number, the rest as text; the sort is
     stable, so equal ids keep their input order and the output is deterministic.
     """
-    ids = _text(frame["record_id"])
-    parts = ids.str.extract(r"^(.*?)(\d*)$")
-    prefix = parts[0].fillna("").to_numpy(dtype=str)
-    number = pd.to_numeric(parts[1], errors="coerce").fillna(-1).to_numpy(dtype=float)
-    order = np.lexsort((number, prefix))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(_text(frame["record_id"]).to_numpy(dtype=object), type=pa.large_string())
+    parts = pc.extract_regex(ids, r"^(?P<prefix>.*?)(?P<number>\d*)$")  # RE2: linear time
+    prefix = parts.field("prefix").to_numpy(zero_copy_only=False)
+    digits = parts.field("number")
+    number = pc.if_else(pc.equal(pc.utf8_length(digits), 0), None, digits)
+    number = pc.fill_null(pc.cast(number, pa.float64()), -1.0).to_numpy()
+    codes, _ = pd.factorize(pd.Series(prefix, dtype=object), sort=True)
+    order = np.lexsort((number, codes))
     return frame.iloc[order].reset_index(drop=True)
 
 
@@ -555,15 +584,121 @@ def partition(frame: gpd.GeoDataFrame, slug: str, *, include_unassigned: bool,
     return frame[mask]
 
 
-def _write_copy(whole_path: str, species_paths: list[str], layers: dict[str, gpd.GeoDataFrame]) -> None:
+def country_partition(frame: gpd.GeoDataFrame, iso3: str, country_geom: Any, *, by_geometry: bool) -> gpd.GeoDataFrame:
+    """Rows of one Range State: ``iso3 == iso3``, or (``by_geometry``) a geometry touching it.
+
+    Occurrences go by their ``iso3``; threats and range polygons also by geometry, since a
+    road or a range crosses borders (the same rule the Range State map applies).
+    """
+    if len(frame) == 0:
+        return frame
+    mask = _text(frame["iso3"]).str.strip().str.upper().eq(iso3).to_numpy()
+    if by_geometry and country_geom is not None:
+        values = np.asarray(frame.geometry.values, dtype=object)
+        located = ~shapely.is_missing(values) & ~shapely.is_empty(values)
+        hit = np.zeros(len(frame), dtype=bool)
+        if located.any():
+            tree = shapely.STRtree(values[located])
+            hit[np.flatnonzero(located)[tree.query(country_geom, predicate="intersects")]] = True
+        mask = mask | hit
+    return frame[mask]
+
+
+def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> None:
+    """One layer as GeoParquet (EPSG:4326), written beside the target and moved into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.parquet")
+    try:
+        frame.to_parquet(tmp, index=False, compression="zstd", write_covering_bbox=False)
+        os.replace(tmp, path)
+    except Exception as exc:
+        if tmp.exists():
+            tmp.unlink()
+        raise CamiGeoError(f"{path} cannot be written: {exc}") from None
+
+
+# GeoPackages to write, set before worker processes fork so that they inherit the frames
+# instead of receiving copies through a pipe.
+_PENDING: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]] = []
+
+
+def _write_pending(index: int) -> str:
+    path, layers, gtypes = _PENDING[index]
+    write_geopackage(path, layers, gtypes)
+    return path
+
+
+def write_geopackages(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]],
+                      workers: int = 1) -> None:
+    """Write many GeoPackages, in ``workers`` forked processes when more than one.
+
+    GDAL's GeoPackage writer holds one core per file; the partitions are independent, so
+    on a machine with N cores they are written N at a time. Largest files first.
+    """
+    global _PENDING
+    order = sorted(range(len(tasks)), key=lambda i: -sum(len(f) for f in tasks[i][1].values()))
+    workers = max(1, min(int(workers or 1), len(tasks)))
+    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+        for i in order:
+            write_geopackage(*tasks[i])
+        return
+    _PENDING = tasks
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for _ in pool.map(_write_pending, order):
+                pass
+    finally:
+        _PENDING = []
+
+
+def _split_by(frame: gpd.GeoDataFrame, keys: np.ndarray) -> dict[str, gpd.GeoDataFrame]:
+    """``frame`` split by ``keys`` (one value per row), each part in the frame's row order.
+
+    One stable reordering of the whole frame, then slices: much cheaper on a million rows
+    than one boolean selection per key.
+    """
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=True)
+    order = np.argsort(codes, kind="stable")
+    ordered = frame.take(order)
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
+    return {str(k): ordered.iloc[bounds[i]:bounds[i + 1]] for i, k in enumerate(uniques)}
+
+
+def _partition_tasks(species_paths: list[str], country_paths: list[str], layers: dict[str, gpd.GeoDataFrame],
+                     countries: gpd.GeoDataFrame | None) -> list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]]:
+    """GeoPackages of one copy: a partition per species (and per Range State when asked).
+
+    Threats (few, and those with no species go to every species) and Range State parts
+    by geometry are selected row by row; occurrences and range polygons are split once.
+    """
     gtypes = {name: _geometry_type(name, frame) for name, frame in layers.items()}
-    write_geopackage(whole_path, layers, gtypes)
     slugs = {name: _slugs(frame) for name, frame in layers.items()}
+    by_species = {name: _split_by(frame, slugs[name]) for name, frame in layers.items() if name != "threats"}
+    tasks = []
     for sp_path in species_paths:
         slug = Path(sp_path).stem
-        parts = {name: partition(frame, slug, include_unassigned=(name == "threats"), slugs=slugs[name])
+        parts = {}
+        for name, frame in layers.items():
+            if name == "threats":
+                parts[name] = partition(frame, slug, include_unassigned=True, slugs=slugs[name])
+            else:
+                parts[name] = by_species[name].get(slug, frame.iloc[0:0])
+        tasks.append((sp_path, parts, gtypes))
+    if country_paths:
+        occ = layers["occurrences"]
+        occ_by_iso3 = _split_by(occ, _text(occ["iso3"]).str.strip().str.upper().to_numpy(dtype=object))
+    for c_path in country_paths:
+        iso3 = Path(c_path).stem.upper()
+        geom = None
+        if countries is not None and iso3 in countries.index:
+            geom = countries.loc[iso3, "geometry"]
+        parts = {name: (occ_by_iso3.get(iso3, frame.iloc[0:0]) if name == "occurrences"
+                        else country_partition(frame, iso3, geom, by_geometry=True))
                  for name, frame in layers.items()}
-        write_geopackage(sp_path, parts, gtypes)
+        tasks.append((c_path, parts, gtypes))
+    return tasks
 
 
 # -- the stage -----------------------------------------------------------------------------
@@ -587,14 +722,18 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
         Lists of per-submission files (possibly empty): ``occurrences``, ``threats``,
         ``range`` (GeoParquet), ``population``, ``problems``, ``rasters`` (CSV),
         ``summaries`` (``validation.json``). A file's submission is its folder's name.
+        ``boundaries``: the boundary layer (for the Range State partitions).
     outputs : dict
-        ``restricted``, ``public`` (GeoPackages), ``restricted_species``,
-        ``public_species`` (lists of GeoPackages named ``<slug>.gpkg``), ``population``,
+        ``restricted_<layer>``, ``public_<layer>`` for layer in occurrences, threats, range
+        (GeoParquet), ``restricted_species``, ``public_species`` (lists of GeoPackages named
+        ``<slug>.gpkg``), ``public_country`` (GeoPackages named ``<ISO3>.gpkg``; needs the
+        ``boundaries`` input), ``population``,
         ``rejected``, ``problems``, ``rasters`` (index CSV; the COGs are copied beside it),
         ``submissions`` (CSV).
     params : dict
         ``species`` (the plan's slugs), ``settings`` (the configuration; its ``registry``
-        section extends the registry), ``version``.
+        section extends the registry), ``version``, ``threads`` (GeoPackages written in
+        parallel).
 
     Raises
     ------
@@ -620,8 +759,6 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
 
     # Restricted (precise) copy.
     restricted = {"occurrences": occ, "threats": thr, "range": rng}
-    _write_copy(outputs["restricted"], path_list(outputs.get("restricted_species")), restricted)
-
     # Public copy: the submission's level is one of the levels weighed (the coarsest wins).
     sub_level_occ = pd.Series(_text(occ["submission"]).map(levels).to_numpy(), index=occ.index, dtype=object)
     occ_req = occ.assign(sensitivity=coarser_levels(occ["sensitivity"], sub_level_occ))
@@ -630,7 +767,20 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
                                                index=thr.index, dtype=object))
     pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
     public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
-    _write_copy(outputs["public"], path_list(outputs.get("public_species")), public)
+
+    for copy, layers in (("restricted", restricted), ("public", public)):
+        for name, frame in layers.items():
+            if outputs.get(f"{copy}_{name}"):
+                write_geoparquet(outputs[f"{copy}_{name}"], frame)
+    country_paths = path_list(outputs.get("public_country"))
+    countries = None
+    if country_paths:
+        from .boundaries import load_configured
+
+        countries = load_configured(inputs["boundaries"], params.get("settings") or {})
+    tasks = (_partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None)
+             + _partition_tasks(path_list(outputs.get("public_species")), country_paths, public, countries))
+    write_geopackages(tasks, workers=int(params.get("threads") or 1))
 
     write_csv(pop, outputs["population"])
     write_csv(problems, outputs["problems"])

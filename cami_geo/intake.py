@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from .boundaries import load_boundaries
+from .boundaries import load_boundaries, load_configured
 from .checks import ProblemLog, empty_problems
 from .checks.common import CheckContext
 from .checks.features import check_population, check_range, check_threats
@@ -582,8 +582,7 @@ def run_intake_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: di
     params : ``submission_dir`` and ``settings`` (the whole configuration)
     """
     settings = params["settings"]
-    bconf = settings.get("boundaries") or {}
-    boundaries = load_boundaries(inputs["boundaries"], layer=bconf.get("layer"), id_field=bconf.get("id_field", "iso3"))
+    boundaries = load_configured(inputs["boundaries"], settings)
     raster_dir = Path(outputs["rasters"]).parent / "rasters"
     res = validate_submission(Path(params["submission_dir"]), settings=settings, boundaries=boundaries, raster_dir=raster_dir)
     write_outputs(res, outputs)

@@ -190,7 +190,9 @@ def run_from_snakemake(smk: Any) -> None:
     name = smk.rule
     log_files = list(smk.log)
     try:
-        run_stage(name, _as_dict(smk.input), _as_dict(smk.output), _as_dict(smk.params),
+        params = _as_dict(smk.params)
+        params.setdefault("threads", smk.threads)
+        run_stage(name, _as_dict(smk.input), _as_dict(smk.output), params,
                   log_files[0] if log_files else None)
     except CamiGeoError as exc:
         print(f"cami-geo: {name}: {exc}", file=sys.stderr)

@@ -39,7 +39,9 @@ from cami_geo.model import (
 from cami_geo.sensitivity import finer_than_allowed
 
 SPECIES = ["camelus_ferus", "panthera_uncia", "saiga_tatarica"]
+COUNTRIES = ["KAZ", "KGZ", "MNG"]
 P = "data/processed"
+BOUNDARIES = Path(__file__).resolve().parents[1] / "data/raw/boundaries/countries.gpkg"
 LAYERS = ["occurrences", "threats", "range"]
 
 
@@ -140,11 +142,11 @@ def stage_io(subs: list[str]):
     sp = lambda name: [f"{P}/submissions/{s}/{name}" for s in subs]  # noqa: E731
     inputs = {"occurrences": sp("occurrences.parquet"), "threats": sp("threats.parquet"),
               "range": sp("range.parquet"), "population": sp("population.csv"), "problems": sp("problems.csv"),
-              "rasters": sp("rasters.csv"), "summaries": sp("validation.json")}
-    outputs = {"restricted": f"{P}/restricted/clean.gpkg",
+              "rasters": sp("rasters.csv"), "summaries": sp("validation.json"), "boundaries": str(BOUNDARIES)}
+    outputs = {**{f"{copy}_{lyr}": f"{P}/{copy}/{lyr}.parquet" for copy in ("restricted", "public") for lyr in LAYERS},
                "restricted_species": [f"{P}/restricted/species/{s}.gpkg" for s in SPECIES],
-               "public": f"{P}/public/clean.gpkg",
                "public_species": [f"{P}/public/species/{s}.gpkg" for s in SPECIES],
+               "public_country": [f"{P}/public/country/{c}.gpkg" for c in COUNTRIES],
                "population": f"{P}/population.csv", "rejected": f"{P}/rejected.csv",
                "problems": f"{P}/problems.csv", "rasters": f"{P}/rasters/index.csv",
                "submissions": f"{P}/submissions.csv"}
@@ -176,6 +178,9 @@ def combined(tmp_path_factory):
 
 
 def read(root: Path, path: str, layer: str) -> gpd.GeoDataFrame:
+    """A layer of a GeoPackage, or of a whole copy ("restricted", "public": a GeoParquet per layer)."""
+    if path in ("restricted", "public"):
+        return gpd.read_parquet(root / P / path / f"{layer}.parquet")
     return pyogrio.read_dataframe(root / path, layer=layer)
 
 
@@ -188,17 +193,17 @@ def test_every_output_exists_with_its_layers(combined):
             for lyr in LAYERS:
                 info = pyogrio.read_info(root / p, layer=lyr)
                 assert info["crs"] == "EPSG:4326"
-    occ = read(root, outputs["restricted"], "occurrences")
+    occ = read(root, "restricted", "occurrences")
     assert list(occ.columns) == OCCURRENCE_COLUMNS + ["geometry"]
-    assert list(read(root, outputs["restricted"], "threats").columns) == THREAT_COLUMNS + ["geometry"]
-    assert list(read(root, outputs["restricted"], "range").columns) == RANGE_COLUMNS + ["geometry"]
+    assert list(read(root, "restricted", "threats").columns) == THREAT_COLUMNS + ["geometry"]
+    assert list(read(root, "restricted", "range").columns) == RANGE_COLUMNS + ["geometry"]
     assert occ.record_id.tolist() == sorted(occ.record_id)  # sorted by record_id
     assert len(occ) == 5  # nothing dropped
 
 
 def test_restricted_copy_is_precise_and_partitioned(combined):
     root, outputs, _, _ = combined
-    occ = read(root, outputs["restricted"], "occurrences")
+    occ = read(root, "restricted", "occurrences")
     leopard = occ[occ.record_id == "saiga_kaz_2026/occurrences.csv#4"].iloc[0]
     assert (leopard.geometry.x, leopard.geometry.y) == (77.2345, 43.1234)
     saiga = read(root, f"{P}/restricted/species/saiga_tatarica.gpkg", "occurrences")
@@ -219,7 +224,7 @@ def test_restricted_copy_is_precise_and_partitioned(combined):
 
 def test_public_copy_is_generalised_and_partitioned(combined):
     root, outputs, _, _ = combined
-    occ = read(root, outputs["public"], "occurrences").set_index("record_id")
+    occ = read(root, "public", "occurrences").set_index("record_id")
     assert len(occ) == 5
     a = occ.loc["saiga_kaz_2026/occurrences.csv#2"]
     assert (a.geometry.x, a.geometry.y) == (66.15, 45.45)
@@ -234,7 +239,7 @@ def test_public_copy_is_generalised_and_partitioned(combined):
     assert withheld.recorded_by.isna().all() and withheld.locality.isna().all()
     assert (withheld.iso3 == "KGZ").all() and (withheld.year == 2025).all()
     # scan every public GeoPackage for coordinates finer than their level allows
-    for path in [outputs["public"], *outputs["public_species"]]:
+    for path in ["public", *outputs["public_species"], *outputs["public_country"]]:
         pub = read(root, path, "occurrences")
         pts = pub.geometry.dropna()
         assert not finer_than_allowed(pts.x, pub.loc[pts.index, "sensitivity"]).any()
@@ -247,7 +252,7 @@ def test_public_copy_is_generalised_and_partitioned(combined):
     uncia = read(root, f"{P}/public/species/panthera_uncia.gpkg", "occurrences")
     assert len(uncia) == 3 and set(uncia.species_slug) == {"panthera_uncia"}
     # lines are kept as they are
-    road = read(root, outputs["public"], "threats").set_index("record_id").loc["saiga_kaz_2026/threats.gpkg#3"]
+    road = read(root, "public", "threats").set_index("record_id").loc["saiga_kaz_2026/threats.gpkg#3"]
     assert road.geometry.equals(shapely.LineString([(60.0, 45.0), (70.0, 46.0)]))
 
 
@@ -372,12 +377,41 @@ def test_layer_schema_is_the_same_with_and_without_rows(combined, tmp_path, monk
     inputs, empty_outputs, params = stage_io([])
     run_combine_stage(inputs, empty_outputs, params)
     for lyr in LAYERS:
-        full = pyogrio.read_info(root / outputs["restricted"], layer=lyr)
-        empty = pyogrio.read_info(tmp_path / empty_outputs["restricted"], layer=lyr)
+        full = pyogrio.read_info(root / outputs["restricted_species"][1], layer=lyr)
+        empty = pyogrio.read_info(tmp_path / empty_outputs["restricted_species"][1], layer=lyr)
         assert list(full["fields"]) == list(empty["fields"])
         assert full["ogr_types"] == empty["ogr_types"] and full["ogr_subtypes"] == empty["ogr_subtypes"], lyr
-    info = pyogrio.read_info(root / outputs["public"], layer="occurrences")
+    info = pyogrio.read_info(root / outputs["public_species"][1], layer="occurrences")
     types = dict(zip(info["fields"], zip(info["ogr_types"], info["ogr_subtypes"])))
     assert types["source_row"] == ("OFTInteger64", "OFSTNone")
     assert types["synthetic"] == ("OFTInteger", "OFSTBoolean")
     assert types["decimal_latitude"] == ("OFTReal", "OFSTNone")
+
+
+def test_range_state_partitions_hold_its_records_and_the_threats_that_touch_it(combined):
+    """Range State maps read public/country/<ISO3>.gpkg: occurrences by iso3 (withheld ones
+    too), threats and ranges also by geometry, since a road crosses borders."""
+    root, outputs, _, _ = combined
+    pub = read(root, "public", "occurrences")
+    for c in COUNTRIES:
+        part = read(root, f"{P}/public/country/{c}.gpkg", "occurrences")
+        assert sorted(part.record_id) == sorted(pub.record_id[pub.iso3 == c]), c
+    kgz = read(root, f"{P}/public/country/KGZ.gpkg", "occurrences")
+    assert len(kgz) == 2 and kgz.geometry.isna().all()  # withheld: no point, still counted
+    # the road (60,45)-(70,46) runs through Kazakhstan, not Mongolia
+    assert "saiga_kaz_2026/threats.gpkg#3" in set(read(root, f"{P}/public/country/KAZ.gpkg", "threats").record_id)
+    assert "saiga_kaz_2026/threats.gpkg#3" not in set(read(root, f"{P}/public/country/MNG.gpkg", "threats").record_id)
+    assert pyogrio.read_info(root / f"{P}/public/country/MNG.gpkg", layer="occurrences")["features"] == 0
+
+
+def test_parallel_writers_give_the_same_bytes(combined, tmp_path, monkeypatch):
+    """threads > 1 writes the GeoPackages in forked processes; the files must not differ."""
+    root, outputs, first, _ = combined
+    monkeypatch.chdir(root)
+    inputs, _, params = stage_io(["saiga_kaz_2026", "uncia_kgz_2025"])
+    par_outputs = {k: ([str(tmp_path / x) for x in v] if isinstance(v, list) else str(tmp_path / v))
+                   for k, v in outputs.items()}
+    run_combine_stage(inputs, par_outputs, {**params, "threads": 2})
+    for key in ("restricted_species", "public_species", "public_country"):
+        for a, b in zip(outputs[key], par_outputs[key]):
+            assert Path(b).read_bytes() == first[Path(a)], a

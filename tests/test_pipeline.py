@@ -142,12 +142,32 @@ def test_rerun_has_nothing_to_do(run, repo):
 
 
 def test_changing_one_submission_reruns_only_what_depends_on_it(run, repo):
+    """A real re-run after one saiga submission lost rows: the snow leopard's status, maps and
+    documents must not re-run (combine and status_tables are checkpoints; unchanged
+    partitions and slices have the same checksums), the saiga's must, with the new count."""
     work, _ = run
-    subs = sorted(p for p in (work / "data/raw/submissions").iterdir() if p.is_dir())
-    target = subs[0]
-    manifest = target / "submission.yaml"
-    manifest.write_text(manifest.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
-    proc = _snakemake(repo, work, "-n", "--cores", "1")
+    processed = work / "data/processed"
+    before = pd.read_csv(processed / "status_by_species.csv").set_index("species_slug")
+    untouched = [work / "maps/species/panthera_uncia.html", work / "reports/species/panthera_uncia.pdf",
+                 processed / "status/panthera_uncia/species.csv", processed / "restricted/layers/panthera_uncia.gpkg"]
+    stamps = {p: p.stat().st_mtime_ns for p in untouched}
+    csv = next((work / "data/raw/submissions/saiga_mng_rus_2026").glob("occurrences*.csv"))
+    lines = csv.read_bytes().splitlines(keepends=True)
+    csv.write_bytes(b"".join(lines[:-5]))
+    proc = _snakemake(repo, work, "--cores", "2")
+    assert proc.returncode == 0, proc.stderr[-4000:]
     out = proc.stdout + proc.stderr
-    intake_jobs = re.findall(r"Reading and checking submission (\S+)", out)
-    assert intake_jobs == [target.name]
+    assert re.findall(r"Reading and checking submission (\S+)", out) == ["saiga_mng_rus_2026"]
+    assert re.findall(r"Computing the status of (\S+)", out) == ["saiga_tatarica"]
+    assert re.findall(r"Drawing the maps of (\S+)\n", out) == ["saiga_tatarica"]
+    assert re.findall(r"Writing the documents of (\S+)", out) == ["saiga_tatarica"]
+    # the saiga's Range State maps re-ran where its slice changed, others did not
+    countries = set(re.findall(r"Drawing the maps of Range State (\S+)", out))
+    assert countries and countries <= {"MNG", "RUS", "KAZ", "UZB", "TKM", "CHN"}, countries
+    assert {p: p.stat().st_mtime_ns for p in untouched} == stamps
+    after = pd.read_csv(processed / "status_by_species.csv").set_index("species_slug")
+    assert after.loc["saiga_tatarica", "n_records"] < before.loc["saiga_tatarica", "n_records"]
+    assert after.loc["panthera_uncia", "n_records"] == before.loc["panthera_uncia", "n_records"]
+    # and the next run has nothing to do
+    proc = _snakemake(repo, work, "-n", "--cores", "1")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

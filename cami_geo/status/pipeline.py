@@ -369,7 +369,12 @@ def add_change(current: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_status_tables_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
-    """Concatenate the per-species files; add change since the previous cycle; action needs."""
+    """Concatenate the per-species files; add change since the previous cycle; action needs.
+
+    With ``outputs["slices"]`` (paths from :func:`cami_geo.status.slices.slice_paths`) and
+    ``inputs`` ``population``, ``submissions``, also writes each species' and Range State's
+    slice of the tables (see :mod:`cami_geo.status.slices`).
+    """
     settings = _settings(params)
     by_country = _concat(path_list(inputs.get("by_country")))
     by_species = _concat(path_list(inputs.get("species")))
@@ -392,3 +397,11 @@ def run_status_tables_stage(inputs: dict[str, Any], outputs: dict[str, Any], par
     write_csv(by_species, outputs["by_species"])
     write_csv(threats, outputs["threats"])
     write_csv(actions, outputs["actions"])
+    slice_files = path_list(outputs.get("slices"))
+    if slice_files:
+        from ..workflow import registry_from_config
+        from .slices import read_tables, write_slices
+
+        tables = {"by_country": by_country, "by_species": by_species, "threats": threats, "actions": actions,
+                  **read_tables(inputs)}
+        write_slices(tables, slice_files, registry_from_config(settings))

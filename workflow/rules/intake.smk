@@ -31,7 +31,10 @@ rule intake:
         "../scripts/stage.py"
 
 
-rule combine:
+# A checkpoint: once it has run, Snakemake looks at the DAG again, and a species' or Range
+# State's jobs re-run only if their partition's content changed (checksum; see
+# docs/architecture.md, "Incremental runs").
+checkpoint combine:
     message:
         "Combining submissions into the clean data and its public copy"
     input:
@@ -42,11 +45,17 @@ rule combine:
         problems=expand(f"{P}/submissions/{{s}}/problems.csv", s=PLAN.submissions),
         rasters=expand(f"{P}/submissions/{{s}}/rasters.csv", s=PLAN.submissions),
         summaries=expand(f"{P}/submissions/{{s}}/validation.json", s=PLAN.submissions),
+        boundaries=PLAN.boundaries,
     output:
-        restricted=f"{P}/restricted/clean.gpkg",
+        restricted_occurrences=f"{P}/restricted/occurrences.parquet",
+        restricted_threats=f"{P}/restricted/threats.parquet",
+        restricted_range=f"{P}/restricted/range.parquet",
         restricted_species=expand(f"{P}/restricted/species/{{sp}}.gpkg", sp=PLAN.species),
-        public=f"{P}/public/clean.gpkg",
+        public_occurrences=f"{P}/public/occurrences.parquet",
+        public_threats=f"{P}/public/threats.parquet",
+        public_range=f"{P}/public/range.parquet",
         public_species=expand(f"{P}/public/species/{{sp}}.gpkg", sp=PLAN.species),
+        public_country=expand(f"{P}/public/country/{{iso3}}.gpkg", iso3=PLAN.countries),
         population=f"{P}/population.csv",
         rejected=f"{P}/rejected.csv",
         problems=f"{P}/problems.csv",
@@ -58,6 +67,7 @@ rule combine:
         settings=config,
     log:
         "logs/combine.log",
+    threads: workflow.cores
     benchmark:
         "logs/benchmarks/combine.tsv"
     conda:

@@ -7,8 +7,8 @@ rule map_species:
         "Drawing the maps of {wildcards.species}"
     input:
         public=f"{P}/public/species/{{species}}.gpkg",
-        by_country=f"{P}/status_by_country.csv",
-        by_species=f"{P}/status_by_species.csv",
+        by_country=f"{P}/slices/species/{{species}}/by_country.csv",
+        by_species=f"{P}/slices/species/{{species}}/by_species.csv",
         boundaries=PLAN.boundaries,
     output:
         html=report(
@@ -37,8 +37,8 @@ rule map_country:
     message:
         "Drawing the maps of Range State {wildcards.iso3}"
     input:
-        public=f"{P}/public/clean.gpkg",
-        by_country=f"{P}/status_by_country.csv",
+        public=f"{P}/public/country/{{iso3}}.gpkg",
+        by_country=f"{P}/slices/country/{{iso3}}/by_country.csv",
         boundaries=PLAN.boundaries,
     output:
         html=report(

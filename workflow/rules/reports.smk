@@ -6,12 +6,12 @@ rule report_species:
     message:
         "Writing the documents of {wildcards.species}"
     input:
-        by_country=f"{P}/status_by_country.csv",
-        by_species=f"{P}/status_by_species.csv",
-        threats=f"{P}/threats_summary.csv",
-        actions=f"{P}/action_needs.csv",
-        population=f"{P}/population.csv",
-        submissions=f"{P}/submissions.csv",
+        by_country=f"{P}/slices/species/{{species}}/by_country.csv",
+        by_species=f"{P}/slices/species/{{species}}/by_species.csv",
+        threats=f"{P}/slices/species/{{species}}/threats.csv",
+        actions=f"{P}/slices/species/{{species}}/actions.csv",
+        population=f"{P}/slices/species/{{species}}/population.csv",
+        submissions=f"{P}/slices/species/{{species}}/submissions.csv",
         map_png="maps/species/{species}.png",
         map_html="maps/species/{species}.html",
     output:
@@ -43,12 +43,12 @@ rule report_country:
     message:
         "Writing the profile of Range State {wildcards.iso3}"
     input:
-        by_country=f"{P}/status_by_country.csv",
-        by_species=f"{P}/status_by_species.csv",
-        threats=f"{P}/threats_summary.csv",
-        actions=f"{P}/action_needs.csv",
-        population=f"{P}/population.csv",
-        submissions=f"{P}/submissions.csv",
+        by_country=f"{P}/slices/country/{{iso3}}/by_country.csv",
+        by_species=f"{P}/slices/country/{{iso3}}/by_species.csv",
+        threats=f"{P}/slices/country/{{iso3}}/threats.csv",
+        actions=f"{P}/slices/country/{{iso3}}/actions.csv",
+        population=f"{P}/slices/country/{{iso3}}/population.csv",
+        submissions=f"{P}/slices/country/{{iso3}}/submissions.csv",
         map_png="maps/country/{iso3}.png",
         map_html="maps/country/{iso3}.html",
     output:

@@ -27,14 +27,18 @@ rule status_species:
         "../scripts/stage.py"
 
 
-rule status_tables:
+# A checkpoint, like combine: a species' or Range State's maps and documents read its own
+# slice of the tables, and re-run only when that slice's content changed.
+checkpoint status_tables:
     message:
-        "Writing the status tables"
+        "Writing the status tables and their per-species and per-Range State slices"
     input:
         by_country=expand(f"{P}/status/{{sp}}/by_country.csv", sp=PLAN.species),
         species=expand(f"{P}/status/{{sp}}/species.csv", sp=PLAN.species),
         threats=expand(f"{P}/status/{{sp}}/threats.csv", sp=PLAN.species),
         previous=PLAN.previous_status,
+        population=f"{P}/population.csv",
+        submissions=f"{P}/submissions.csv",
     output:
         by_country=report(
             f"{P}/status_by_country.csv",
@@ -48,6 +52,7 @@ rule status_tables:
         ),
         threats=f"{P}/threats_summary.csv",
         actions=f"{P}/action_needs.csv",
+        slices=slice_paths(P, PLAN.species, PLAN.countries),
     params:
         version=VERSION,
         settings=config,
