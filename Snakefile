@@ -11,6 +11,7 @@ from snakemake.utils import min_version
 import cami_geo
 from cami_geo import workflow as cw
 from cami_geo.errors import CamiGeoError
+from cami_geo.combine import LAYERS
 from cami_geo.status.slices import slice_paths
 
 min_version("9.0")

@@ -4,13 +4,15 @@ Reads what the intake stage wrote for each submission
 (``data/processed/submissions/<sub>/{occurrences,threats,range}.parquet``, ``population.csv``,
 ``problems.csv``, ``rasters.csv``, ``validation.json``) and writes:
 
-- ``restricted/{occurrences,threats,range}.parquet`` and ``restricted/species/<slug>.gpkg``:
-  the precise records (columns of :mod:`cami_geo.model` plus ``geometry``, EPSG:4326); the
-  whole set as GeoParquet, one file per layer, and one GeoPackage per species with the
-  layers ``occurrences``, ``threats``, ``range``. Only status computations open these.
-- ``public/{occurrences,threats,range}.parquet``, ``public/species/<slug>.gpkg`` and
-  ``public/country/<ISO3>.gpkg``: the same layers generalised by :mod:`cami_geo.sensitivity`
-  (the only copy maps and reports may show), whole, per species and per Range State.
+- ``restricted/{occurrences,threats,range}.parquet`` and
+  ``restricted/species/<slug>/{occurrences,threats,range}.parquet``: the precise records
+  (columns of :mod:`cami_geo.model` plus ``geometry``, EPSG:4326) as GeoParquet, whole and
+  per species. Only status computations open these.
+- ``public/{occurrences,threats,range}.parquet``, ``public/species/<slug>.gpkg`` (a
+  GeoPackage with the layers ``occurrences``, ``threats``, ``range``, to open in a GIS) and
+  ``public/country/<ISO3>.gpkg``: the same records generalised by
+  :mod:`cami_geo.sensitivity` (the only copy maps and reports may show), whole, per species
+  and per Range State.
 - ``population.csv`` (every population row), ``rejected.csv`` (the problems of severity
   ``error``: the rows not accepted), ``problems.csv`` (every problem),
   ``rasters/index.csv`` (with each COG copied beside it as ``<submission>__<name>.tif``)
@@ -618,30 +620,39 @@ def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> None:
         raise CamiGeoError(f"{path} cannot be written: {exc}") from None
 
 
-# GeoPackages to write, set before worker processes fork so that they inherit the frames
-# instead of receiving copies through a pipe.
+# Partition files to write, set before worker processes fork so that they inherit the
+# frames instead of receiving copies through a pipe.
 _PENDING: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]] = []
+
+
+def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str, str]) -> None:
+    if str(path).endswith(".parquet"):
+        (frame,) = layers.values()
+        write_geoparquet(path, frame)
+    else:
+        write_geopackage(path, layers, gtypes)
 
 
 def _write_pending(index: int) -> str:
     path, layers, gtypes = _PENDING[index]
-    write_geopackage(path, layers, gtypes)
+    _write_task(path, layers, gtypes)
     return path
 
 
-def write_geopackages(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]],
-                      workers: int = 1) -> None:
-    """Write many GeoPackages, in ``workers`` forked processes when more than one.
+def write_partitions(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]],
+                     workers: int = 1) -> None:
+    """Write partition files (GeoPackage, or one GeoParquet layer), ``workers`` at a time.
 
-    GDAL's GeoPackage writer holds one core per file; the partitions are independent, so
-    on a machine with N cores they are written N at a time. Largest files first.
+    With more than one worker the files are written by forked processes (GDAL's GeoPackage
+    writer and Parquet encoding each hold one core per file; the partitions are
+    independent). Largest files first. The bytes do not depend on ``workers``.
     """
     global _PENDING
     order = sorted(range(len(tasks)), key=lambda i: -sum(len(f) for f in tasks[i][1].values()))
     workers = max(1, min(int(workers or 1), len(tasks)))
     if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
         for i in order:
-            write_geopackage(*tasks[i])
+            _write_task(*tasks[i])
         return
     _PENDING = tasks
     try:
@@ -666,21 +677,34 @@ def _split_by(frame: gpd.GeoDataFrame, keys: np.ndarray) -> dict[str, gpd.GeoDat
     return {str(k): ordered.iloc[bounds[i]:bounds[i + 1]] for i, k in enumerate(uniques)}
 
 
+def partition_key(path: str | Path) -> tuple[str, tuple[str, ...]]:
+    """The partition a file holds and its layers: ``<key>.gpkg`` (every layer) or
+    ``<key>/<layer>.parquet`` (one layer)."""
+    p = Path(path)
+    if p.suffix == ".parquet":
+        if p.stem not in LAYERS:
+            raise CamiGeoError(f"{path}: a GeoParquet partition is named <key>/<layer>.parquet, layer one of {LAYERS}.")
+        return p.parent.name, (p.stem,)
+    return p.stem, LAYERS
+
+
 def _partition_tasks(species_paths: list[str], country_paths: list[str], layers: dict[str, gpd.GeoDataFrame],
                      countries: gpd.GeoDataFrame | None) -> list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]]:
-    """GeoPackages of one copy: a partition per species (and per Range State when asked).
+    """Partition files of one copy: per species (and per Range State when asked).
 
     Threats (few, and those with no species go to every species) and Range State parts
     by geometry are selected row by row; occurrences and range polygons are split once.
     """
     gtypes = {name: _geometry_type(name, frame) for name, frame in layers.items()}
-    slugs = {name: _slugs(frame) for name, frame in layers.items()}
-    by_species = {name: _split_by(frame, slugs[name]) for name, frame in layers.items() if name != "threats"}
     tasks = []
+    if species_paths:
+        slugs = {name: _slugs(frame) for name, frame in layers.items()}
+        by_species = {name: _split_by(frame, slugs[name]) for name, frame in layers.items() if name != "threats"}
     for sp_path in species_paths:
-        slug = Path(sp_path).stem
+        slug, names = partition_key(sp_path)
         parts = {}
-        for name, frame in layers.items():
+        for name in names:
+            frame = layers[name]
             if name == "threats":
                 parts[name] = partition(frame, slug, include_unassigned=True, slugs=slugs[name])
             else:
@@ -690,13 +714,14 @@ def _partition_tasks(species_paths: list[str], country_paths: list[str], layers:
         occ = layers["occurrences"]
         occ_by_iso3 = _split_by(occ, _text(occ["iso3"]).str.strip().str.upper().to_numpy(dtype=object))
     for c_path in country_paths:
-        iso3 = Path(c_path).stem.upper()
+        key, names = partition_key(c_path)
+        iso3 = key.upper()
         geom = None
         if countries is not None and iso3 in countries.index:
             geom = countries.loc[iso3, "geometry"]
-        parts = {name: (occ_by_iso3.get(iso3, frame.iloc[0:0]) if name == "occurrences"
-                        else country_partition(frame, iso3, geom, by_geometry=True))
-                 for name, frame in layers.items()}
+        parts = {name: (occ_by_iso3.get(iso3, layers[name].iloc[0:0]) if name == "occurrences"
+                        else country_partition(layers[name], iso3, geom, by_geometry=True))
+                 for name in names}
         tasks.append((c_path, parts, gtypes))
     return tasks
 
@@ -725,8 +750,9 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
         ``boundaries``: the boundary layer (for the Range State partitions).
     outputs : dict
         ``restricted_<layer>``, ``public_<layer>`` for layer in occurrences, threats, range
-        (GeoParquet), ``restricted_species``, ``public_species`` (lists of GeoPackages named
-        ``<slug>.gpkg``), ``public_country`` (GeoPackages named ``<ISO3>.gpkg``; needs the
+        (GeoParquet), ``restricted_species``, ``public_species``, ``public_country`` (lists
+        of partition files, each ``<key>.gpkg`` with every layer or ``<key>/<layer>.parquet``
+        with one, key a species slug or an ISO3 code; the Range State partitions need the
         ``boundaries`` input), ``population``,
         ``rejected``, ``problems``, ``rasters`` (index CSV; the COGs are copied beside it),
         ``submissions`` (CSV).
@@ -780,7 +806,7 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
         countries = load_configured(inputs["boundaries"], params.get("settings") or {})
     tasks = (_partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None)
              + _partition_tasks(path_list(outputs.get("public_species")), country_paths, public, countries))
-    write_geopackages(tasks, workers=int(params.get("threads") or 1))
+    write_partitions(tasks, workers=int(params.get("threads") or 1))
 
     write_csv(pop, outputs["population"])
     write_csv(problems, outputs["problems"])

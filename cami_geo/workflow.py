@@ -127,9 +127,8 @@ def plan(config: dict[str, Any], repo_dir: str | Path, workdir: str | Path | Non
 STAGES = {
     "intake": "cami_geo.intake:run_intake_stage",
     "combine": "cami_geo.combine:run_combine_stage",
-    "status_species": "cami_geo.status.pipeline:run_status_species_stage",
+    "status_species": "cami_geo.status.pipeline:run_status_stage",
     "status_tables": "cami_geo.status.pipeline:run_status_tables_stage",
-    "status_layers": "cami_geo.status.layers:run_status_layers_stage",
     "map_species": "cami_geo.render.maps:run_map_species_stage",
     "map_country": "cami_geo.render.maps:run_map_country_stage",
     "map_overview": "cami_geo.render.maps:run_map_overview_stage",

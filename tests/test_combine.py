@@ -144,7 +144,7 @@ def stage_io(subs: list[str]):
               "range": sp("range.parquet"), "population": sp("population.csv"), "problems": sp("problems.csv"),
               "rasters": sp("rasters.csv"), "summaries": sp("validation.json"), "boundaries": str(BOUNDARIES)}
     outputs = {**{f"{copy}_{lyr}": f"{P}/{copy}/{lyr}.parquet" for copy in ("restricted", "public") for lyr in LAYERS},
-               "restricted_species": [f"{P}/restricted/species/{s}.gpkg" for s in SPECIES],
+               "restricted_species": [f"{P}/restricted/species/{s}/{lyr}.parquet" for s in SPECIES for lyr in LAYERS],
                "public_species": [f"{P}/public/species/{s}.gpkg" for s in SPECIES],
                "public_country": [f"{P}/public/country/{c}.gpkg" for c in COUNTRIES],
                "population": f"{P}/population.csv", "rejected": f"{P}/rejected.csv",
@@ -178,10 +178,13 @@ def combined(tmp_path_factory):
 
 
 def read(root: Path, path: str, layer: str) -> gpd.GeoDataFrame:
-    """A layer of a GeoPackage, or of a whole copy ("restricted", "public": a GeoParquet per layer)."""
+    """A layer of a GeoPackage, or of a folder of GeoParquet files (one per layer): a whole
+    copy ("restricted", "public") or a species' restricted partition."""
     if path in ("restricted", "public"):
-        return gpd.read_parquet(root / P / path / f"{layer}.parquet")
-    return pyogrio.read_dataframe(root / path, layer=layer)
+        path = f"{P}/{path}"
+    if str(path).endswith(".gpkg"):
+        return pyogrio.read_dataframe(root / path, layer=layer)
+    return gpd.read_parquet(root / path / f"{layer}.parquet")
 
 
 def test_every_output_exists_with_its_layers(combined):
@@ -206,19 +209,19 @@ def test_restricted_copy_is_precise_and_partitioned(combined):
     occ = read(root, "restricted", "occurrences")
     leopard = occ[occ.record_id == "saiga_kaz_2026/occurrences.csv#4"].iloc[0]
     assert (leopard.geometry.x, leopard.geometry.y) == (77.2345, 43.1234)
-    saiga = read(root, f"{P}/restricted/species/saiga_tatarica.gpkg", "occurrences")
+    saiga = read(root, f"{P}/restricted/species/saiga_tatarica", "occurrences")
     assert sorted(saiga.record_id) == ["saiga_kaz_2026/occurrences.csv#2", "saiga_kaz_2026/occurrences.csv#3"]
-    uncia = read(root, f"{P}/restricted/species/panthera_uncia.gpkg", "occurrences")
+    uncia = read(root, f"{P}/restricted/species/panthera_uncia", "occurrences")
     assert set(uncia.species_slug) == {"panthera_uncia"} and len(uncia) == 3
     # threats with no species go into every partition, species threats only into theirs
     for sp, expected in [("saiga_tatarica", 2), ("panthera_uncia", 1), ("camelus_ferus", 1)]:
-        thr = read(root, f"{P}/restricted/species/{sp}.gpkg", "threats")
+        thr = read(root, f"{P}/restricted/species/{sp}", "threats")
         assert len(thr) == expected, sp
         assert "saiga_kaz_2026/threats.gpkg#3" in set(thr.record_id)
-    assert len(read(root, f"{P}/restricted/species/saiga_tatarica.gpkg", "range")) == 1
-    camel = {lyr: read(root, f"{P}/restricted/species/camelus_ferus.gpkg", lyr) for lyr in LAYERS}
+    assert len(read(root, f"{P}/restricted/species/saiga_tatarica", "range")) == 1
+    camel = {lyr: read(root, f"{P}/restricted/species/camelus_ferus", lyr) for lyr in LAYERS}
     assert len(camel["occurrences"]) == 0 and len(camel["range"]) == 0
-    assert pyogrio.read_info(root / f"{P}/restricted/species/camelus_ferus.gpkg", layer="occurrences")[
+    assert pyogrio.read_info(root / f"{P}/public/species/camelus_ferus.gpkg", layer="occurrences")[
         "geometry_type"] == "Point"
 
 
@@ -377,8 +380,8 @@ def test_layer_schema_is_the_same_with_and_without_rows(combined, tmp_path, monk
     inputs, empty_outputs, params = stage_io([])
     run_combine_stage(inputs, empty_outputs, params)
     for lyr in LAYERS:
-        full = pyogrio.read_info(root / outputs["restricted_species"][1], layer=lyr)
-        empty = pyogrio.read_info(tmp_path / empty_outputs["restricted_species"][1], layer=lyr)
+        full = pyogrio.read_info(root / outputs["public_species"][1], layer=lyr)
+        empty = pyogrio.read_info(tmp_path / empty_outputs["public_species"][1], layer=lyr)
         assert list(full["fields"]) == list(empty["fields"])
         assert full["ogr_types"] == empty["ogr_types"] and full["ogr_subtypes"] == empty["ogr_subtypes"], lyr
     info = pyogrio.read_info(root / outputs["public_species"][1], layer="occurrences")
@@ -412,6 +415,6 @@ def test_parallel_writers_give_the_same_bytes(combined, tmp_path, monkeypatch):
     par_outputs = {k: ([str(tmp_path / x) for x in v] if isinstance(v, list) else str(tmp_path / v))
                    for k, v in outputs.items()}
     run_combine_stage(inputs, par_outputs, {**params, "threads": 2})
-    for key in ("restricted_species", "public_species", "public_country"):
+    for key in ("restricted_species", "public_species", "public_country"):  # GeoParquet and GeoPackage
         for a, b in zip(outputs[key], par_outputs[key]):
             assert Path(b).read_bytes() == first[Path(a)], a

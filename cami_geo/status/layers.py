@@ -304,7 +304,7 @@ def _write_layer(gdf, path: Path, layer: str, geometry_type: str, description: s
 
     pyogrio.write_dataframe(gdf, path, layer=layer, driver="GPKG", geometry_type=geometry_type,
                             promote_to_multi=geometry_type.startswith("Multi") or None,
-                            layer_options={"DESCRIPTION": description[:2000]})
+                            layer_options={"DESCRIPTION": description[:2000]}, use_arrow=True)
 
 
 def _multi(geoms) -> list:

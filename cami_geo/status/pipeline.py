@@ -50,8 +50,48 @@ CHANGE_FIGURES = ["population_best", "eoo_km2", "aoo_km2", "n_records"]
 # ---------------------------------------------------------------------------------------
 # reading
 # ---------------------------------------------------------------------------------------
-def read_layer(path: str | Path, layer: str, columns: list[str]):
-    """A GeoPackage layer as a GeoDataFrame (empty, with ``columns``, if absent)."""
+_LAYER_CACHE: dict[tuple, Any] = {}
+
+
+def layer_file(source: Any, layer: str) -> Path | None:
+    """The file holding ``layer`` of a species' clean data: ``source`` is a GeoPackage, or a
+    list of GeoParquet files named ``<layer>.parquet`` (one per layer); None when absent."""
+    if isinstance(source, (list, tuple)):
+        for p in source:
+            if Path(p).suffix == ".parquet" and Path(p).stem == layer:
+                return Path(p)
+        gpkgs = [p for p in source if Path(p).suffix != ".parquet"]
+        return Path(gpkgs[0]) if gpkgs else None
+    return Path(source)
+
+
+def read_layer(path: Any, layer: str, columns: list[str]):
+    """A layer of a species' clean data as a GeoDataFrame (empty, with ``columns``, if absent).
+
+    ``path``: a GeoPackage, a ``<layer>.parquet`` GeoParquet file, or a list of those (see
+    :func:`layer_file`). Read once per process and file version (the status and GIS-layer
+    steps of one species run in one process); callers get their own copy.
+    """
+    path = layer_file(path, layer)
+    if path is None:
+        return _read_layer(Path("/nonexistent"), layer, columns)
+    try:
+        st = Path(path).stat()
+        key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, layer, tuple(columns))
+    except OSError:
+        key = None
+    if key is not None and key in _LAYER_CACHE:
+        return _LAYER_CACHE[key].copy()
+    gdf = _read_layer(path, layer, columns)
+    if key is not None:
+        if len(_LAYER_CACHE) >= 6:  # the three layers of one species, twice over at most
+            _LAYER_CACHE.clear()
+        _LAYER_CACHE[key] = gdf
+        return gdf.copy()
+    return gdf
+
+
+def _read_layer(path: str | Path, layer: str, columns: list[str]):
     import geopandas as gpd
     import pyogrio
 
@@ -59,6 +99,12 @@ def read_layer(path: str | Path, layer: str, columns: list[str]):
     empty = gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
     if not path.exists():
         return empty
+    if path.suffix == ".parquet":
+        try:
+            gdf = gpd.read_parquet(path)
+        except Exception as exc:
+            raise InputError(f"{path} cannot be read as GeoParquet: {str(exc).splitlines()[0]}") from None
+        return _conformed(gdf, columns)
     try:
         layers = {str(n) for n in pyogrio.list_layers(path)[:, 0]}
     except Exception as exc:
@@ -75,6 +121,10 @@ def read_layer(path: str | Path, layer: str, columns: list[str]):
                                                                 crs="EPSG:4326"))
     except Exception as exc:
         raise InputError(f"Layer {layer!r} of {path} cannot be read: {str(exc).splitlines()[0]}") from None
+    return _conformed(gdf, columns)
+
+
+def _conformed(gdf, columns: list[str]):
     if gdf.crs is None:
         gdf = gdf.set_crs("EPSG:4326")
     elif gdf.crs.to_epsg() != 4326:
@@ -171,6 +221,21 @@ def boundaries_cached(path: str | Path, layer: str | None, id_field: str):
 
 def species_slug_from_outputs(outputs: dict[str, Any]) -> str:
     return Path(str(outputs["by_country"])).parent.name
+
+
+def run_status_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
+    """Stage ``status_species``: :func:`run_status_species_stage`, then, when ``outputs`` name
+    them (``gpkg``, ``aoo_grid``, ``threat_density``), the species' GIS layers
+    (:func:`cami_geo.status.layers.run_status_layers_stage`) from the same clean data and the
+    ``by_country`` file just written."""
+    run_status_species_stage(inputs, outputs, params)
+    layer_keys = ("gpkg", "aoo_grid", "threat_density")
+    if any(outputs.get(k) for k in layer_keys):
+        from .layers import run_status_layers_stage
+
+        run_status_layers_stage({"clean": inputs["clean"], "boundaries": inputs["boundaries"],
+                                 "by_country": outputs["by_country"]},
+                                {k: outputs[k] for k in layer_keys if outputs.get(k)}, params)
 
 
 def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:

@@ -50,7 +50,8 @@ checkpoint combine:
         restricted_occurrences=f"{P}/restricted/occurrences.parquet",
         restricted_threats=f"{P}/restricted/threats.parquet",
         restricted_range=f"{P}/restricted/range.parquet",
-        restricted_species=expand(f"{P}/restricted/species/{{sp}}.gpkg", sp=PLAN.species),
+        restricted_species=expand(f"{P}/restricted/species/{{sp}}/{{layer}}.parquet", sp=PLAN.species,
+                                  layer=LAYERS),
         public_occurrences=f"{P}/public/occurrences.parquet",
         public_threats=f"{P}/public/threats.parquet",
         public_range=f"{P}/public/range.parquet",
@@ -67,7 +68,7 @@ checkpoint combine:
         settings=config,
     log:
         "logs/combine.log",
-    threads: workflow.cores
+    threads: 4  # partition files written in parallel; Snakemake caps it at --cores
     benchmark:
         "logs/benchmarks/combine.tsv"
     conda:

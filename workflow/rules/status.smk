@@ -2,11 +2,13 @@
 # tables across species.
 
 
+# One job per species: its status files, then its GIS layers (restricted: they show
+# locations to 2 km), in one process that reads the species' clean data once.
 rule status_species:
     message:
         "Computing the status of {wildcards.species}"
     input:
-        clean=f"{P}/restricted/species/{{species}}.gpkg",
+        clean=expand(f"{P}/restricted/species/{{{{species}}}}/{{layer}}.parquet", layer=LAYERS),
         population=f"{P}/population.csv",
         rasters=f"{P}/rasters/index.csv",
         boundaries=PLAN.boundaries,
@@ -14,6 +16,9 @@ rule status_species:
         by_country=f"{P}/status/{{species}}/by_country.csv",
         species=f"{P}/status/{{species}}/species.csv",
         threats=f"{P}/status/{{species}}/threats.csv",
+        gpkg=f"{P}/restricted/layers/{{species}}.gpkg",
+        aoo_grid=f"{P}/restricted/layers/{{species}}_aoo.tif",
+        threat_density=f"{P}/restricted/layers/{{species}}_threat_density.tif",
     params:
         version=VERSION,
         settings=config,
@@ -60,30 +65,6 @@ checkpoint status_tables:
         "logs/status_tables.log",
     benchmark:
         "logs/benchmarks/status_tables.tsv"
-    conda:
-        "../../environment.yml"
-    script:
-        "../scripts/stage.py"
-
-
-rule status_layers:
-    message:
-        "Writing the GIS layers of {wildcards.species} (restricted: they show locations to 2 km)"
-    input:
-        clean=f"{P}/restricted/species/{{species}}.gpkg",
-        boundaries=PLAN.boundaries,
-        by_country=f"{P}/status/{{species}}/by_country.csv",
-    output:
-        gpkg=f"{P}/restricted/layers/{{species}}.gpkg",
-        aoo_grid=f"{P}/restricted/layers/{{species}}_aoo.tif",
-        threat_density=f"{P}/restricted/layers/{{species}}_threat_density.tif",
-    params:
-        version=VERSION,
-        settings=config,
-    log:
-        "logs/status_layers/{species}.log",
-    benchmark:
-        "logs/benchmarks/status_layers/{species}.tsv"
     conda:
         "../../environment.yml"
     script:
