@@ -4,8 +4,9 @@
 submission per registered species (17 by default): occurrences clustered plausibly inside
 the real Range States of the species (Gaussian clusters around centres drawn inside each
 Range State; every point is kept only where it falls inside a Range State of the species,
-and its countryCode is the country it falls in), a few threat lines and points, and the
-published population estimates of the species. Everything but the population figures is
+and its countryCode is the country it falls in), threat features (``threats.geojson``: one
+per :data:`THREATS_PER_RECORDS` records, at least 6: roads and railways, poaching points,
+mining polygons) and the published population estimates of the species. Everything but the population figures is
 synthetic and labelled so (``synthetic: true`` in every manifest).
 
 Deterministic: the same N and seed give the same files.
@@ -85,6 +86,47 @@ def synth_occurrences(slug: str, n: int, boundaries, registry: Registry, rng: np
     })
 
 
+THREATS_PER_RECORDS = 2000
+"""One synthetic threat feature per this many occurrence records of a species (at least 6)."""
+
+
+def synth_threats(slug: str, n_records: int, boundaries, registry: Registry, rng: np.random.Generator):
+    """Synthetic threat features for one species, inside its Range States: roads and railways
+    (IUCN 4.1, lines with a barrier class), hunting points (5.1.1) and mining polygons (3.2)."""
+    import geopandas as gpd
+
+    states = [s for s in registry.species[slug].range_states if s in boundaries.index]
+    geoms = [g for g in (boundaries.loc[s].geometry.intersection(CAMI_REGION) for s in states) if not g.is_empty]
+    if not geoms:
+        return None
+    n = max(6, n_records // THREATS_PER_RECORDS)
+    rows, shapes = [], []
+    name = registry.species[slug].scientific_name
+    for i in range(n):
+        g = geoms[i % len(geoms)]
+        (x, y), = _points_in(g, 1, rng)
+        kind = ("line", "point", "polygon")[i % 3]
+        day = np.datetime64("2016-01-01") + int(rng.integers(0, 365 * 10))
+        base = {"threat_id": f"SYN-T-{slug}-{i}", "date": str(day), "species": name,
+                "severity": ("low", "medium", "high")[int(rng.integers(0, 3))], "notes": "SYNTHETIC benchmark feature"}
+        if kind == "line":
+            steps = rng.normal(0, 0.25, (12, 2)).cumsum(axis=0) + rng.uniform(-0.1, 0.1, 2) * np.arange(12)[:, None]
+            shapes.append(shapely.LineString(np.array([x, y]) + steps))
+            rail = i % 2 == 0
+            rows.append({**base, "iucn_code": "4.1", "threat_type": "railway" if rail else "road",
+                         "barrier_class": "complete barrier" if rail else "partial barrier",
+                         "name": f"Synthetic {'railway' if rail else 'road'} {i}"})
+        elif kind == "point":
+            shapes.append(shapely.Point(x + rng.normal(0, 0.05), y + rng.normal(0, 0.05)))
+            rows.append({**base, "iucn_code": "5.1.1", "threat_type": "poaching", "barrier_class": None,
+                         "name": f"Synthetic poaching report {i}"})
+        else:
+            shapes.append(shapely.box(x, y, x + 0.05, y + 0.04))
+            rows.append({**base, "iucn_code": "3.2", "threat_type": "mining", "barrier_class": None,
+                         "name": f"Synthetic mining licence {i}"})
+    return gpd.GeoDataFrame(rows, geometry=shapes, crs="EPSG:4326")
+
+
 def _population_rows(slug: str, registry: Registry) -> list[dict[str, str]]:
     with resources.files("cami_geo.data").joinpath("population_estimates.csv").open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
@@ -107,6 +149,7 @@ def write_synthetic_tree(out_dir: str | Path, records: int, *, seed: int = 20261
         boundaries_path = Path(__file__).resolve().parents[1] / "data" / "raw" / "boundaries" / "countries.gpkg"
     boundaries = load_boundaries(boundaries_path, layer="countries")
     rng = np.random.default_rng(seed)
+    threat_rng = np.random.default_rng(seed + 1)
     slugs = sorted(registry.species)
     weights = rng.uniform(0.5, 1.5, len(slugs))
     counts = np.floor(weights / weights.sum() * records).astype(int)
@@ -126,6 +169,9 @@ def write_synthetic_tree(out_dir: str | Path, records: int, *, seed: int = 20261
             encoding="utf-8")
         occ = synth_occurrences(slug, int(n), boundaries, registry, rng)
         occ.to_csv(folder / "occurrences.csv", index=False)
+        threats = synth_threats(slug, int(n), boundaries, registry, threat_rng)
+        if threats is not None:
+            threats.to_file(folder / "threats.geojson", driver="GeoJSON")
         pop = _population_rows(slug, registry)
         if pop:
             pd.DataFrame(pop).to_csv(folder / "population.csv", index=False)

@@ -29,10 +29,18 @@ def test_synth_tree(tmp_path, boundaries_path, registry):
     assert inside.all()
     slugs = pts.scientificName.map(registry.resolve_species)
     assert all(iso in registry.species[sl].range_states for sl, iso in zip(slugs, pts.iso3))
+    # threats: lines, points and polygons with IUCN codes, starting inside a Range State of the species
+    for s in subs:
+        thr = gpd.read_file(s / "threats.geojson")
+        assert len(thr) >= 6 and set(thr.geom_type) == {"LineString", "Point", "Polygon"}
+        assert set(thr.iucn_code) <= {"4.1", "5.1.1", "3.2"} and thr.notes.str.contains("SYNTHETIC").all()
+        slug = registry.resolve_species(thr.species.iloc[0])
+        states = b.loc[[st for st in registry.species[slug].range_states if st in b.index]].union_all()
+        assert thr.geometry.intersects(states.buffer(1.0)).all()
 
 
 def test_synth_is_deterministic(tmp_path):
     main(["synth", "--records", "500", str(tmp_path / "a")])
     main(["synth", "--records", "500", str(tmp_path / "b")])
-    for f in (tmp_path / "a").rglob("*.csv"):
+    for f in [*(tmp_path / "a").rglob("*.csv"), *(tmp_path / "a").rglob("*.geojson")]:
         assert f.read_bytes() == (tmp_path / "b" / f.relative_to(tmp_path / "a")).read_bytes()
