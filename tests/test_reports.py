@@ -465,3 +465,121 @@ def test_runs_through_the_workflow_stage_table(tmp_path):
     assert snow.cells[3].paragraphs[0].text == "1,000 (800–1,200) individuals"
     html = Path(out["html"]).read_text(encoding="utf-8")
     assert "[unverified]" in html  # e.g. Przewalski's horse CMS Appendix
+
+
+# -- speed paths give the same documents ------------------------------------------------------
+def test_read_table_matches_pandas(tmp_path):
+    pd = pytest.importorskip("pandas")
+    cases = {
+        "basic": "a,b\n1,2\n3,4\n", "bom": "\ufeffa,b\n1,2\n", "blank": "a,b\n\n1,2\n\n", "ws": "a,b\n   \n1,2\n",
+        "short": "a,b,c\n1,2\n", "dup": "a,a,b\n1,2,3\n", "unnamed": "a,,b\n1,2,3\n", "crlf": "a,b\r\n1,2\r\n",
+        "quoted": 'a,b\n"x, y","line1\nline2"\n', "spaces": "a, b \n NA ,nan\n", "header_only": "a,b\n",
+        "empty": "", "blank_only": "\n\n",
+    }
+    for name, text in cases.items():
+        p = tmp_path / f"{name}.csv"
+        p.write_text(text, encoding="utf-8", newline="")
+        try:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
+            expected = ([str(c).strip() for c in df.columns], df.to_dict("records"))
+        except pd.errors.EmptyDataError:
+            expected = ([], [])
+        expected = (expected[0], [dict(zip(expected[0], r.values())) for r in expected[1]])
+        got = reports.read_table(p, required=True, what="x")
+        assert (got.columns, got.records) == expected, name
+        assert got.empty == (not expected[0] or not expected[1]), name
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b\n1,2\n1,2,3\n", encoding="utf-8")
+    with pytest.raises(InputError, match="Expected 2 fields in line 3, saw 3"):
+        reports.read_table(bad, required=True, what="x")
+
+
+def test_big_interactive_map_renders_as_the_plain_template(built, monkeypatch):
+    ctx = reports.species_context("panthera_uncia", reports.Tables(built["inputs"]), reports._registry(PARAMS),
+                                  built["inputs"], PARAMS)
+    ctx["map"] = {**ctx["map"], "interactive": "<p class=\"x\">`$` & 'q'</p>\n" * 5000}
+    fast = reports.render_html("species_report.html", ctx)
+    monkeypatch.setattr(reports, "_BIG_TEXT", 1 << 40)  # the plain way: every value through escape_html
+    assert reports.render_html("species_report.html", ctx) == fast
+
+
+def test_print_map_is_reduced_and_opaque_rgb():
+    import io
+
+    from PIL import Image
+
+    big = Image.new("RGBA", (3000, 2460), (200, 120, 40, 255))
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    out = reports.print_png(buf.getvalue(), *reports.PRINT_MAP_MAX_MM)
+    small = Image.open(io.BytesIO(out))
+    assert small.size == (1500, 1230) and small.mode == "RGB"
+    assert small.getpixel((10, 10)) == (200, 120, 40)
+    # a map with real transparency keeps it; one already small enough is left as it is
+    big.putpixel((0, 0), (0, 0, 0, 0))
+    buf = io.BytesIO()
+    big.save(buf, format="PNG")
+    assert Image.open(io.BytesIO(reports.print_png(buf.getvalue(), *reports.PRINT_MAP_MAX_MM))).mode == "RGBA"
+    buf = io.BytesIO()
+    Image.new("RGB", (800, 600), "white").save(buf, format="PNG")
+    assert reports.print_png(buf.getvalue(), *reports.PRINT_MAP_MAX_MM) == buf.getvalue()
+
+
+def test_chart_png_is_opaque_rgb_and_as_savefig_draws_it():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from cami_geo.render import charts
+
+    rows = [_pop("p", "s", 2, "panthera_uncia", "KGZ", y, lo, best, hi) for y, lo, best, hi in
+            ((2016, "", 511, ""), (2021, 20, 30, 40), (2022, 250, 285, 320))]
+    rows[1]["scope"] = "subpopulation:Sarychat"
+    png = charts.population_chart(rows, title="Panthera uncia in Kyrgyzstan (KGZ) $x$", unit="individuals")
+    image = Image.open(io.BytesIO(png))
+    assert image.mode == "RGB" and image.size == (960, 450)
+    # the same pixels as Figure.savefig (the former way of writing the chart)
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    drawn = {}
+    real_png = charts._png
+
+    def keep(canvas, dpi):
+        drawn["fig"] = canvas.figure
+        return real_png(canvas, dpi)
+
+    charts._png = keep
+    try:
+        charts.population_chart(rows, title="Panthera uncia in Kyrgyzstan (KGZ) $x$", unit="individuals")
+    finally:
+        charts._png = real_png
+    buf = io.BytesIO()
+    with matplotlib.rc_context({"font.family": charts._FONTS}):
+        FigureCanvasAgg(drawn["fig"])
+        drawn["fig"].savefig(buf, format="png")
+    saved = np.asarray(Image.open(buf).convert("RGB"))
+    assert np.array_equal(np.asarray(image), saved)
+
+
+def test_docx_cells_as_python_docx_makes_them():
+    from docx import Document
+
+    from cami_geo.render import docx_writer as dw
+
+    texts = ["plain", "", "  padded  ", "tab\there", "two\nlines", PAYLOAD, "ирвэс 雪豹", "a\x01b"]
+    slow_doc, fast_doc = Document(), Document()
+    for bold, size, note in ((False, 8, ""), (True, 9, "a note\twith tab"), (True, 10, "")):
+        slow = slow_doc.add_table(rows=len(texts), cols=1)
+        fast = fast_doc.add_table(rows=len(texts), cols=1)
+        for text, srow, frow in zip(texts, slow.rows, fast.rows):
+            dw._set_cell_with_docx(srow.cells[0], text, bold=bold, note=note, size=size)
+            dw._set_cell(frow.cells[0], text, bold=bold, note=note, size=size)
+    slow_doc.add_table(rows=1, cols=1)
+    cell = slow_doc.tables[-1].rows[0].cells[0]
+    dw._to_complete_with_docx(cell)
+    dw._shade(cell, dw.TO_COMPLETE_FILL)
+    fast_doc.add_table(rows=1, cols=1)
+    dw._mark_to_complete(fast_doc.tables[-1].rows[0].cells[0])
+    assert [t._tbl.xml for t in fast_doc.tables] == [t._tbl.xml for t in slow_doc.tables]

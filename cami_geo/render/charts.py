@@ -3,6 +3,9 @@
 National estimates are drawn as a solid line with filled markers; subnational and
 subpopulation estimates (never added to the national figure, DOMAIN.md section 2) as dashed
 lines with hollow markers, one series per named area. Vertical bars span min-max.
+
+matplotlib is imported only when a chart is drawn (a document without population figures
+never loads it), and without pyplot: a :class:`matplotlib.figure.Figure` on the Agg canvas.
 """
 
 from __future__ import annotations
@@ -10,12 +13,6 @@ from __future__ import annotations
 import io
 import math
 from typing import Any, Iterable
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 _FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC"]
 
@@ -51,14 +48,23 @@ def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = 
         series.setdefault(scope, []).append((year, best, lo, hi))
     if not series:
         return None
-    with plt.rc_context({"font.family": _FONTS, "font.size": 8, "svg.hashsalt": "cami-geo",
-                         "axes.spines.top": False, "axes.spines.right": False}):
-        fig, ax = plt.subplots(figsize=(width_in, height_in), dpi=dpi)
+
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    with matplotlib.rc_context({"font.family": _FONTS, "font.size": 8, "svg.hashsalt": "cami-geo",
+                                "axes.spines.top": False, "axes.spines.right": False}):
+        fig = Figure(figsize=(width_in, height_in), dpi=dpi)
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        cmap = matplotlib.colormaps["tab10"]
         order = sorted(series, key=lambda s: (s != "national", s))
         for i, scope in enumerate(order):
             pts = sorted(series[scope], key=lambda p: p[0])
             national = scope == "national"
-            color = "#1f4e79" if national else plt.get_cmap("tab10")((i % 9) + 1)
+            color = "#1f4e79" if national else cmap((i % 9) + 1)
             xs = [p[0] for p in pts]
             ys = [p[1] if p[1] is not None else ((p[2] or 0) + (p[3] or 0)) / 2 for p in pts]
             ax.plot(xs, ys, linestyle="-" if national else "--", marker="o", markersize=5,
@@ -80,7 +86,20 @@ def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = 
         ax.grid(axis="y", color="#dddddd", linewidth=0.5)
         ax.legend(fontsize=7, frameon=False, loc="best")
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", metadata={"Software": None})
-        plt.close(fig)
+        canvas.draw()
+        return _png(canvas, dpi)
+
+
+def _png(canvas: Any, dpi: int) -> bytes:
+    """The drawn canvas as PNG: the pixels ``savefig(format="png")`` writes, without its
+    second, layout-only draw; RGB when every pixel is opaque (a chart's background is), so
+    that the PDF writer has no alpha channel to split off and compress."""
+    from PIL import Image
+
+    w, h = canvas.get_width_height(physical=True)
+    image = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+    if image.getchannel("A").getextrema() == (255, 255):
+        image = image.convert("RGB")
+    buf = io.BytesIO()
+    image.save(buf, format="png", dpi=(dpi, dpi))
     return buf.getvalue()

@@ -4,10 +4,17 @@ pre-filled status form.
 Submission text only ever enters as the text of a run (``cell.text``, ``add_run``), never as
 XML. Fields (page numbers, figure numbers) are built element by element. The file is made
 byte-stable: fixed core-property dates (1 January of the cycle) and fixed ZIP entry times.
+
+Table cells are many (a few thousand in a status form): each cell's paragraphs are copied
+from a prototype that python-docx built once the usual way (``cell.text``, ``add_run``,
+bold, size), and only the text of the run is set per cell (python-docx's own run-text
+setter); rows are copies of the first row as ``add_row`` made it. Same XML, a fraction of
+the proxy and schema-lookup work.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as _dt
 import io
 import struct
@@ -21,7 +28,9 @@ from docx.enum.table import WD_TABLE_ALIGNMENT
 from docx.enum.text import WD_ALIGN_PARAGRAPH
 from docx.oxml import OxmlElement
 from docx.oxml.ns import qn
+from docx.oxml.table import CT_Tc
 from docx.shared import Cm, Pt, RGBColor
+from docx.table import _Cell
 
 from .reports import PRELIMINARY, SYNTHETIC_BANNER, TO_COMPLETE, UNVERIFIED, clean_text
 
@@ -35,6 +44,19 @@ def _doc_date(ctx: dict[str, Any]) -> _dt.datetime:
         return _dt.datetime(int(ctx["cycle"]), 1, 1, tzinfo=_dt.timezone.utc)
     except (KeyError, TypeError, ValueError):
         return _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def _style(doc: Any, name: str) -> Any:
+    """The style named ``name``, looked up once per document (a lookup scans styles.xml)."""
+    cache = doc.__dict__.setdefault("_cami_styles", {})
+    if name not in cache:
+        cache[name] = doc.styles[name]
+    return cache[name]
+
+
+def _heading(doc: Any, text: str, level: int) -> Any:
+    """``doc.add_heading(text, level)`` with the style object looked up once."""
+    return doc.add_paragraph(text, _style(doc, "Title" if level == 0 else f"Heading {level}"))
 
 
 def _new_document(ctx: dict[str, Any], title: str, *, landscape: bool) -> Any:
@@ -106,7 +128,7 @@ def _footer(section: Any, label: str) -> None:
 
 
 def _shade(cell: Any, fill: str) -> None:
-    tcpr = cell._tc.get_or_add_tcPr()
+    tcpr = (cell._tc if isinstance(cell, _Cell) else cell).get_or_add_tcPr()
     for old in tcpr.findall(qn("w:shd")):
         tcpr.remove(old)
     shd = OxmlElement("w:shd")
@@ -123,7 +145,8 @@ def _repeat_header(row: Any) -> None:
     trpr.append(el)
 
 
-def _set_cell(cell: Any, text: Any, *, bold: bool = False, note: str = "", size: float = 8) -> None:
+def _set_cell_with_docx(cell: Any, text: Any, *, bold: bool = False, note: str = "", size: float = 8) -> None:
+    """A cell's text the python-docx way (the prototypes of :func:`_set_cell` are made so)."""
     cell.text = ""
     p = cell.paragraphs[0]
     run = p.add_run(clean_text(text))
@@ -136,13 +159,68 @@ def _set_cell(cell: Any, text: Any, *, bold: bool = False, note: str = "", size:
         r.font.size = Pt(size - 1)
 
 
-def _mark_to_complete(cell: Any) -> None:
+def _to_complete_with_docx(cell: Any) -> None:
     cell.text = ""
     run = cell.paragraphs[0].add_run(TO_COMPLETE)
     run.italic = True
     run.font.size = Pt(8)
     run.font.color.rgb = RGBColor(0x80, 0x60, 0x00)
+
+
+_PROTOTYPES: dict[tuple[Any, ...], list[Any]] = {}
+
+
+def _prototype(key: tuple[Any, ...]) -> list[Any]:
+    """The content elements (``w:p``) python-docx gives a new cell for ``key``; the text run
+    of each paragraph is its last run and holds a placeholder."""
+    if key not in _PROTOTYPES:
+        tc = CT_Tc.new()
+        cell = _Cell(tc, None)
+        if key[0] == "complete":
+            _to_complete_with_docx(cell)
+        else:
+            _, bold, size, has_note = key
+            _set_cell_with_docx(cell, "x", bold=bold, note="x" if has_note else "", size=size)
+        _PROTOTYPES[key] = [child for child in tc if child.tag != qn("w:tcPr")]
+    return _PROTOTYPES[key]
+
+
+def _fill(tc: Any, key: tuple[Any, ...], texts: Sequence[str]) -> None:
+    """Replace the content of cell ``tc`` by copies of the prototype ``key``, with ``texts``
+    (already clean) as the text of each paragraph's last run."""
+    tc.clear_content()
+    for proto, text in zip(_prototype(key), texts):
+        p = copy.deepcopy(proto)
+        p[-1].text = text  # python-docx's run-text setter (tabs and breaks as elements)
+        tc.append(p)
+
+
+def _set_cell(cell: Any, text: Any, *, bold: bool = False, note: str = "", size: float = 8) -> None:
+    tc = cell._tc if isinstance(cell, _Cell) else cell
+    if note:
+        _fill(tc, ("text", bool(bold), size, True), (clean_text(text), clean_text(note)))
+    else:
+        _fill(tc, ("text", bool(bold), size, False), (clean_text(text),))
+
+
+def _mark_to_complete(cell: Any) -> None:
+    _fill(cell._tc if isinstance(cell, _Cell) else cell, ("complete",), (TO_COMPLETE,))
     _shade(cell, TO_COMPLETE_FILL)
+
+
+def _add_rows(table: Any, n: int) -> list[Any]:
+    """``n`` new rows (``w:tr``) at the bottom of ``table``, as ``table.add_row()`` makes them."""
+    if n <= 0:
+        return []
+    first = table.add_row()._tr
+    proto = copy.deepcopy(first)
+    tbl = table._tbl
+    rows = [first]
+    for _ in range(n - 1):
+        tr = copy.deepcopy(proto)
+        tbl.append(tr)
+        rows.append(tr)
+    return rows
 
 
 def _table(doc: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
@@ -151,21 +229,21 @@ def _table(doc: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
     rows = [list(r) for r in rows]
     notes = [list(n) for n in notes] if notes is not None else [[""] * len(header) for _ in rows]
     table = doc.add_table(rows=1, cols=len(header))
-    table.style = "Table Grid"
+    table.style = _style(doc, "Table Grid")
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     for cell, head in zip(table.rows[0].cells, header):
         _set_cell(cell, head, bold=True)
         _shade(cell, HEADER_FILL)
     _repeat_header(table.rows[0])
-    for values, row_notes in zip(rows, notes):
-        cells = table.add_row().cells
-        for i, (cell, value) in enumerate(zip(cells, values)):
-            _set_cell(cell, value, bold=(i == 0), note=row_notes[i] if i < len(row_notes) else "")
+    pairs = list(zip(rows, notes))
+    for tr, (values, row_notes) in zip(_add_rows(table, len(pairs)), pairs):
+        for i, (tc, value) in enumerate(zip(tr.tc_lst, values)):
+            _set_cell(tc, value, bold=(i == 0), note=row_notes[i] if i < len(row_notes) else "")
     return table
 
 
 def _caption(doc: Any, kind: str, text: str) -> None:
-    p = doc.add_paragraph(style="Caption")
+    p = doc.add_paragraph(style=_style(doc, "Caption"))
     p.add_run(f"{kind} ")
     _field(p, f"SEQ {kind} \\* ARABIC", "1")
     p.add_run(". " + clean_text(text))
@@ -198,7 +276,7 @@ def _banner(doc: Any, ctx: dict[str, Any]) -> None:
     if not ctx.get("synthetic"):
         return
     table = doc.add_table(rows=1, cols=1)
-    table.style = "Table Grid"
+    table.style = _style(doc, "Table Grid")
     cell = table.rows[0].cells[0]
     _set_cell(cell, f"{SYNTHETIC_BANNER}: this document is built from demonstration data, not from real surveys.",
               bold=True, size=10)
@@ -206,19 +284,57 @@ def _banner(doc: Any, ctx: dict[str, Any]) -> None:
     doc.add_paragraph()
 
 
+class _StampedZipWriter:
+    """python-docx's package-writer interface (``write(pack_uri, blob)``) onto a ZIP file
+    whose entries all carry the same date."""
+
+    def __init__(self, zout: zipfile.ZipFile, stamp: tuple[int, ...]):
+        self._zout, self._stamp = zout, stamp
+
+    def write(self, pack_uri: Any, blob: bytes) -> None:
+        info = zipfile.ZipInfo(pack_uri.membername, date_time=self._stamp)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.external_attr = 0o644 << 16
+        self._zout.writestr(info, blob)
+
+    def close(self) -> None:
+        pass
+
+
 def save_deterministic(doc: Any, path: str | Path, when: _dt.datetime) -> None:
-    """Save with every ZIP entry dated ``when`` so equal content gives equal bytes."""
-    buf = io.BytesIO()
-    doc.save(buf)
-    buf.seek(0)
+    """Save with every ZIP entry dated ``when`` so equal content gives equal bytes.
+
+    The package is written once, as ``doc.save`` writes it (same entries, same order), with
+    the fixed dates set as each entry is written: no second pass to unzip and rezip it."""
     out = io.BytesIO()
     stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
-    with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
-        for item in zin.infolist():
-            info = zipfile.ZipInfo(item.filename, date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zout.writestr(info, zin.read(item.filename))
+    try:
+        from docx.opc.pkgwriter import PackageWriter
+
+        package = doc.part.package
+        parts, rels = package.parts, package.rels
+        writes = (PackageWriter._write_content_types_stream, PackageWriter._write_pkg_rels,
+                  PackageWriter._write_parts)
+    except (ImportError, AttributeError):  # another python-docx: save, then rewrite the dates
+        package = None
+    if package is not None:
+        for part in parts:
+            part.before_marshal()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+            writer = _StampedZipWriter(zout, stamp)
+            writes[0](writer, parts)
+            writes[1](writer, rels)
+            writes[2](writer, parts)
+    else:
+        buf = io.BytesIO()
+        doc.save(buf)
+        buf.seek(0)
+        with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+            for item in zin.infolist():
+                info = zipfile.ZipInfo(item.filename, date_time=stamp)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zout.writestr(info, zin.read(item.filename))
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_bytes(out.getvalue())
 
@@ -250,7 +366,7 @@ def _status_values(ctx: dict[str, Any]) -> tuple[list[list[str]], list[list[str]
 def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
     """The status report (kind 'species') or Range State profile (kind 'country') as DOCX."""
     doc = _new_document(ctx, ctx["title"], landscape=True)
-    doc.add_heading(clean_text(ctx["title"]), level=0)
+    _heading(doc, clean_text(ctx["title"]), 0)
     kind = "Species status report" if ctx["kind"] == "species" else "Range State profile"
     _para(doc, f"{kind}, CMS Central Asian Mammals Initiative, reporting cycle {ctx['cycle']}. "
                f"Generated by cami-geo {ctx['version']}.", italic=True, size=8.5)
@@ -258,7 +374,7 @@ def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
     cycle = ctx["cycle"]
     if ctx["kind"] == "species":
         s = ctx["summary"]
-        doc.add_heading("Summary", level=1)
+        _heading(doc, "Summary", level=1)
         eoo = "; ".join(x for x in (f"EOO {s['eoo']} km²" if s["eoo"] else "",
                                     f"AOO {s['aoo']} km²" if s["aoo"] else "",
                                     f"{s['n_locations']} locations" if s["n_locations"] else "",
@@ -283,7 +399,7 @@ def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
         ]
         table = _table(doc, ["Item", "Value"], [[a, b] for a, b, _ in items], notes=[["", c] for _, _, c in items])
         table.columns[0].width = Cm(6)
-    doc.add_heading("Status by Range State" if ctx["kind"] == "species" else "CAMI species in the country", level=1)
+    _heading(doc, "Status by Range State" if ctx["kind"] == "species" else "CAMI species in the country", level=1)
     header, _ = _status_header(ctx)
     rows, notes = _status_values(ctx)
     _table(doc, header, rows, notes=notes)
@@ -292,21 +408,21 @@ def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
              "its year, method and source as submitted (row = submission/file#row in the appendix). EOO/AOO in "
              f"km² computed from the occurrence records of cycle {cycle}; records: count (first–last year).")
 
-    doc.add_heading("Map", level=1)
+    _heading(doc, "Map", level=1)
     if ctx["map"]["png"]:
         _picture(doc, ctx["map"]["png"], ctx["map"]["caption"], max_w_cm=22, max_h_cm=14)
     else:
         _para(doc, "No static map was available for this document.", italic=True)
     _para(doc, ctx["map"]["disclaimer"], italic=True, size=7)
 
-    doc.add_heading("Population over time", level=1)
+    _heading(doc, "Population over time", level=1)
     for chart in ctx["charts"]:
         _picture(doc, chart["png"], chart["caption"], max_w_cm=16, max_h_cm=8)
     if not ctx["charts"]:
         _para(doc, "No population estimate with a year is in the population table.", italic=True)
 
     label = ctx["row_label"]
-    doc.add_heading("Threats by IUCN code", level=1)
+    _heading(doc, "Threats by IUCN code", level=1)
     if ctx["threats"]:
         _table(doc, [label, "IUCN code", "Threat (IUCN 3.3)", "Features", "Length km", "Area km²", "Complete barriers"],
                [[t["label"], t["code"], t["name"], t["n_features"], t["length_km"], t["area_km2"],
@@ -316,7 +432,7 @@ def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
     else:
         _para(doc, f"No threat features were submitted for cycle {cycle}.", italic=True)
 
-    doc.add_heading("Action needs", level=1)
+    _heading(doc, "Action needs", level=1)
     if ctx["actions"]:
         _table(doc, [label, "Rule", "Action need", "Figures"],
                [[a["label"], a["rule"], a["flag"], a["figures"]] for a in ctx["actions"]])
@@ -324,7 +440,7 @@ def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
     else:
         _para(doc, f"No action need was flagged for cycle {cycle}.", italic=True)
 
-    doc.add_heading("Change since the previous cycle", level=1)
+    _heading(doc, "Change since the previous cycle", level=1)
     ch = ctx["changes"]
     if ch["rows"]:
         prev = ch["previous_cycle"] or "previous"
@@ -335,8 +451,8 @@ def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
         _para(doc, "No previous-cycle figures are available for comparison.", italic=True)
 
     doc.add_page_break()
-    doc.add_heading("Appendix: provenance", level=1)
-    doc.add_heading("Submissions", level=2)
+    _heading(doc, "Appendix: provenance", level=1)
+    _heading(doc, "Submissions", level=2)
     if ctx["submissions"]:
         _table(doc, ["Submission", "Contributor", "Submitted", "Licence", "Cycle", "Sensitivity", "Species",
                      "Range States", "Rows in / accepted / rejected"],
@@ -345,7 +461,7 @@ def write_report_docx(ctx: dict[str, Any], path: str | Path) -> None:
                  s["rows"]] for s in ctx["submissions"]])
     else:
         _para(doc, "No submission is recorded.", italic=True)
-    doc.add_heading("Population figures and their source rows", level=2)
+    _heading(doc, "Population figures and their source rows", level=2)
     if ctx["population"]:
         _table(doc, [label, "Year", "Best", "Min", "Max", "Unit", "Scope", "Method", "Source", "Trend",
                      "Source row (submission/file#row)"],
@@ -392,23 +508,23 @@ FORM_FIELDS = [
 def _form_table(doc: Any, items: list[tuple[str, str, str]]) -> Any:
     """Field | value | source table; empty values shaded and marked [to complete]."""
     table = doc.add_table(rows=1, cols=3)
-    table.style = "Table Grid"
+    table.style = _style(doc, "Table Grid")
     for cell, head in zip(table.rows[0].cells, ["Field", "Value (pre-filled, check and correct)", "Source / cycle"]):
         _set_cell(cell, head, bold=True, size=9)
         _shade(cell, HEADER_FILL)
     _repeat_header(table.rows[0])
-    for label, value, source in items:
-        cells = table.add_row().cells
-        _set_cell(cells[0], label, bold=True, size=9)
+    for tr, (label, value, source) in zip(_add_rows(table, len(items)), items):
+        tcs = tr.tc_lst
+        _set_cell(tcs[0], label, bold=True, size=9)
         if clean_text(value):
-            _set_cell(cells[1], value, size=9)
+            _set_cell(tcs[1], value, size=9)
         else:
-            _mark_to_complete(cells[1])
-        _set_cell(cells[2], source, size=8)
+            _mark_to_complete(tcs[1])
+        _set_cell(tcs[2], source, size=8)
     widths = (Cm(5.2), Cm(8.3), Cm(4.3))
-    for row in table.rows:
-        for cell, width in zip(row.cells, widths):
-            cell.width = width
+    for tr in table._tbl.tr_lst:
+        for tc, width in zip(tr.tc_lst, widths):
+            tc.width = width
     return table
 
 
@@ -418,16 +534,16 @@ def write_form_docx(ctx: dict[str, Any], path: str | Path) -> None:
     sp, s = ctx["species"], ctx["summary"]
     title = f"CAMI status form: {sp['title']}, cycle {cycle}"
     doc = _new_document(ctx, title, landscape=False)
-    doc.add_heading(clean_text(title), level=0)
+    _heading(doc, clean_text(title), level=0)
     _para(doc, "Three-yearly compilation of status and threats across Range States for CMS meetings. "
                f"Pre-filled by cami-geo {ctx['version']} from the status tables of cycle {cycle}: check every "
                f"pre-filled value and correct it where needed; shaded cells marked {TO_COMPLETE} have no data "
                f"yet and are for you to complete. Values marked {UNVERIFIED} rest on weak sources.", size=9)
     _banner(doc, ctx)
-    doc.add_heading("Compiled by", level=1)
+    _heading(doc, "Compiled by", level=1)
     _form_table(doc, [("Species Focal Point(s)", "", ""), ("Date of compilation", "", ""),
                       ("Reporting cycle", cycle, "configuration")])
-    doc.add_heading("Species", level=1)
+    _heading(doc, "Species", level=1)
     stat = f"cami-geo status, cycle {cycle}"
     _form_table(doc, [
         ("Scientific name", sp["scientific_name"], "CAMI registry"),
@@ -443,9 +559,9 @@ def write_form_docx(ctx: dict[str, Any], path: str | Path) -> None:
         ("Criterion B category (PRELIMINARY)", f"{PRELIMINARY}: {s['category_b']}" if s["category_b"] else "",
          stat + (f"; {s['category_b_note']}" if s["category_b_note"] else "")),
     ])
-    doc.add_heading("Status by Range State", level=1)
+    _heading(doc, "Status by Range State", level=1)
     for r in ctx["rows"]:
-        doc.add_heading(clean_text(r["label"]), level=2)
+        _heading(doc, clean_text(r["label"]), level=2)
         threats = [t for t in ctx["threats"] if t["label"] == r["label"]]
         actions = [a for a in ctx["actions"] if a["label"] == r["label"]]
         extra = {

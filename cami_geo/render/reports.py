@@ -12,22 +12,24 @@ Public functions
 ----------------
 - :func:`run_report_species_stage` / :func:`run_report_country_stage`: the workflow stages.
 - :func:`species_context` / :func:`country_context`: the document content as display strings.
-- :func:`render_html`, :func:`write_pdf`, :func:`article_markdown`: the renderers.
+- :func:`render_html`, :func:`write_pdf`, :func:`article_markdown`: the renderers;
+  :func:`print_context` gives the PDF its static map at print resolution (:func:`print_png`).
 - :func:`format_number`: the one number format of every document.
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as _dt
+import io
 import logging
 import math
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
-import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
@@ -67,14 +69,20 @@ ROW_FIELDS = [
 
 
 # -- text and numbers ---------------------------------------------------------------------
+_MISSING = ("nan", "none", "<na>", "nat")
+
+
 def clean_text(value: Any) -> str:
     """Text of a cell: '' for missing values, control characters removed (XML forbids them)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     text = str(value)
-    if text.strip().lower() in ("nan", "none", "<na>", "nat"):
+    stripped = text.strip()
+    if len(stripped) <= 4 and stripped.lower() in _MISSING:  # (no lower-casing of long text)
         return ""
-    return _CTRL.sub("", text).strip()
+    if _CTRL.search(text):
+        return _CTRL.sub("", text).strip()
+    return stripped
 
 
 def _float(value: Any) -> float | None:
@@ -164,26 +172,90 @@ def data_uri(png: bytes | None, mime: str = "image/png") -> str:
 
 
 # -- inputs -------------------------------------------------------------------------------
-def read_table(path: Any, *, required: bool, what: str) -> pd.DataFrame:
-    """A CSV as text cells ('' where empty). A missing optional table is an empty frame."""
+class Table:
+    """A CSV table as text cells: ``columns`` and ``records`` (one dict per row, '' where a
+    cell is empty or missing). The few tables a document needs are small, so they are read
+    with the csv module (importing pandas would cost more than everything else here)."""
+
+    __slots__ = ("columns", "records")
+
+    def __init__(self, columns: Iterable[str] = (), records: Iterable[dict[str, str]] = ()):
+        self.columns = list(columns)
+        self.records = list(records)
+
+    @property
+    def empty(self) -> bool:
+        return not self.columns or not self.records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def to_dict(self, orient: str = "records") -> list[dict[str, str]]:
+        return list(self.records)
+
+    def where(self, keep: Callable[[dict[str, str]], bool]) -> "Table":
+        return Table(self.columns, [r for r in self.records if keep(r)])
+
+    def none(self) -> "Table":
+        return Table(self.columns, [])
+
+
+def _header(names: list[str]) -> list[str]:
+    """Column names as pandas.read_csv gives them (blank: 'Unnamed: i'; repeated: 'x.1'), stripped."""
+    out: list[str] = []
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        name = name if name != "" else f"Unnamed: {i}"
+        if name in seen:
+            n = seen[name]
+            while f"{name}.{n}" in seen:
+                n += 1
+            seen[name] = n + 1
+            name = f"{name}.{n}"
+        seen.setdefault(name, 1)
+        out.append(name)
+    return [c.strip() for c in out]
+
+
+_FIELD_LIMIT = 2**31 - 1
+
+
+def read_table(path: Any, *, required: bool, what: str) -> Table:
+    """A CSV as text cells ('' where empty). A missing optional table is an empty table."""
     if not path:
         if required:
             raise InputError(f"The {what} table was not given to the report stage.")
-        return pd.DataFrame()
+        return Table()
     p = Path(path)
     if not p.exists():
         if required:
             raise InputError(f"{p} ({what}) does not exist; run the earlier stages first.")
-        return pd.DataFrame()
+        return Table()
+    if csv.field_size_limit() < _FIELD_LIMIT:  # pandas has no limit on the size of a cell
+        csv.field_size_limit(_FIELD_LIMIT)
     try:
-        df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8")
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
+        with p.open(encoding="utf-8-sig", newline="") as fh:
+            reader = csv.reader(fh)
+            # blank (or whitespace-only) lines are skipped, as pandas does
+            lines = (row for row in reader if row and (len(row) > 1 or row[0].strip(" \t")))
+            header = next(lines, None)
+            if header is None:
+                return Table()
+            columns = _header(header)
+            n = len(columns)
+            records = []
+            for row in lines:
+                if len(row) > n:
+                    raise InputError(f"{p} ({what}) cannot be read as a UTF-8 CSV table: Error tokenizing "
+                                     f"data. C error: Expected {n} fields in line {reader.line_num}, "
+                                     f"saw {len(row)}.")
+                if len(row) < n:
+                    row = row + [""] * (n - len(row))
+                records.append(dict(zip(columns, row)))
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
         raise InputError(f"{p} ({what}) cannot be read as a UTF-8 CSV table: "
                          f"{str(exc).splitlines()[0]}.") from None
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
+    return Table(columns, records)
 
 
 def _read_bytes(path: Any) -> bytes | None:
@@ -198,15 +270,13 @@ def _read_text(path: Any) -> str:
     return ""
 
 
-def _rows(df: pd.DataFrame, **equal: str) -> list[dict[str, str]]:
+def _rows(df: Table, **equal: str) -> list[dict[str, str]]:
     if df.empty:
         return []
-    mask = pd.Series(True, index=df.index)
-    for col, value in equal.items():
+    for col in equal:
         if col not in df.columns:
             return []
-        mask &= df[col].astype(str).str.strip() == value
-    return df[mask].to_dict("records")
+    return [r for r in df.records if all(str(r[c]).strip() == v for c, v in equal.items())]
 
 
 def _g(row: dict[str, Any] | None, key: str) -> str:
@@ -227,20 +297,24 @@ class Tables:
             if not df.empty and "species_slug" not in df.columns and "species" not in df.columns:
                 raise InputError(f"The {name} table has no species_slug or species column.")
 
-    def slug_rows(self, df: pd.DataFrame, slug: str, registry: Registry) -> pd.DataFrame:
+    def slug_rows(self, df: Table, slug: str, registry: Registry) -> Table:
         """Rows of ``df`` about species ``slug`` (by species_slug, else by resolving species)."""
         if df.empty:
             return df
         if "species_slug" in df.columns:
-            mask = df["species_slug"].astype(str).str.strip() == slug
-            if "species" in df.columns:
-                blank = df["species_slug"].astype(str).str.strip() == ""
-                mask |= blank & df["species"].map(lambda s: registry.resolve_species(s) == slug)
+            has_species = "species" in df.columns
+
+            def keep(r: dict[str, str]) -> bool:
+                own = r["species_slug"].strip()
+                if own == slug:
+                    return True
+                return has_species and own == "" and registry.resolve_species(r["species"]) == slug
         elif "species" in df.columns:
-            mask = df["species"].map(lambda s: registry.resolve_species(s) == slug)
+            def keep(r: dict[str, str]) -> bool:
+                return registry.resolve_species(r["species"]) == slug
         else:
-            return df.iloc[0:0]
-        return df[mask]
+            return df.none()
+        return df.where(keep)
 
 
 # -- context ------------------------------------------------------------------------------
@@ -372,7 +446,7 @@ def _changes(rows: list[tuple[str, dict[str, Any]]], previous_cycle: str) -> dic
     return {"rows": out_rows, "previous_cycle": previous_cycle}
 
 
-def _threat_rows(df: pd.DataFrame, registry: Registry, label_of) -> list[dict[str, str]]:
+def _threat_rows(df: Table, registry: Registry, label_of) -> list[dict[str, str]]:
     out = []
     for r in df.to_dict("records") if not df.empty else []:
         code = _g(r, "iucn_code")
@@ -383,7 +457,7 @@ def _threat_rows(df: pd.DataFrame, registry: Registry, label_of) -> list[dict[st
     return out
 
 
-def _action_rows(df: pd.DataFrame, label_of) -> list[dict[str, str]]:
+def _action_rows(df: Table, label_of) -> list[dict[str, str]]:
     return [{"label": label_of(r), "rule": _g(r, "rule"), "flag": _g(r, "flag"), "figures": _g(r, "figures")}
             for r in (df.to_dict("records") if not df.empty else [])]
 
@@ -406,7 +480,7 @@ def _split_list(value: str) -> list[str]:
     return [v.strip() for v in re.split(r"[;,|]", value or "") if v.strip()]
 
 
-def _submission_rows(subs: pd.DataFrame, used: set[str], registry: Registry, *, slug: str | None = None,
+def _submission_rows(subs: Table, used: set[str], registry: Registry, *, slug: str | None = None,
                      iso3: str | None = None) -> list[dict[str, str]]:
     """Submissions behind a document: those cited by its population rows, those declaring the
     species (or Range State), and multi-species submissions that declare none."""
@@ -468,7 +542,7 @@ def _charts(groups: list[tuple[str, str, list[dict[str, Any]]]], cycle: str) -> 
 
 def _is_synthetic(*frames_or_rows: Any) -> bool:
     for item in frames_or_rows:
-        rows = item.to_dict("records") if isinstance(item, pd.DataFrame) else item
+        rows = item.records if isinstance(item, Table) else item
         for r in rows or []:
             if (_float(_g(r, "synthetic_records")) or 0) > 0:
                 return True
@@ -558,7 +632,7 @@ def country_context(iso3: str, tables: Tables, registry: Registry, inputs: dict[
     settings = params.get("settings", {}) or {}
     iso3 = iso3.upper()
     bc = tables.by_country
-    crows_df = bc[bc["iso3"].astype(str).str.strip().str.upper() == iso3] if "iso3" in bc.columns else bc.iloc[0:0]
+    crows_df = bc.where(lambda r: r["iso3"].strip().upper() == iso3) if "iso3" in bc.columns else bc.none()
     if iso3 not in registry.states and crows_df.empty:
         raise InputError(f"Range State {iso3!r} is neither in the status tables nor in the registry.")
 
@@ -589,10 +663,10 @@ def country_context(iso3: str, tables: Tables, registry: Registry, inputs: dict[
         s = slug_of(r)
         return infos[s]["scientific_name"] if s in infos else _g(r, "species")
 
-    def in_country(df: pd.DataFrame) -> pd.DataFrame:
+    def in_country(df: Table) -> Table:
         if df.empty or "iso3" not in df.columns:
-            return df.iloc[0:0] if not df.empty else df
-        return df[df["iso3"].astype(str).str.strip().str.upper() == iso3]
+            return df.none() if not df.empty else df
+        return df.where(lambda r: r["iso3"].strip().upper() == iso3)
 
     used = {_g(r, "submission") for r in pop_all}
     subs = _submission_rows(tables.submissions, used, registry, iso3=iso3)
@@ -614,11 +688,16 @@ def country_context(iso3: str, tables: Tables, registry: Registry, inputs: dict[
 
 
 # -- HTML, PDF, Markdown --------------------------------------------------------------------
+_BIG_TEXT = 1 << 16  # a longer interactive map is put into the page after rendering (render_html)
+
+
 def _finalize(value: Any) -> Any:
     """Every ``{{ value }}`` passes through escape_html (THE escaping function)."""
     if isinstance(value, Markup):
         return value
-    return Markup(escape_html(clean_text(value) if not isinstance(value, (int, float)) else value))
+    if isinstance(value, (int, float)):
+        return Markup(escape_html(value))
+    return Markup(escape_html(clean_text(value)))
 
 
 _ENV: Environment | None = None
@@ -633,15 +712,143 @@ def environment() -> Environment:
     return _ENV
 
 
+def _css() -> Markup:
+    return Markup(environment().get_template("report.css").render())
+
+
+_SRCDOC_TOKEN = "cami-geo-interactive-map-5c1e0b7d"
+
+
 def render_html(template: str, ctx: dict[str, Any], *, for_print: bool = False) -> str:
-    """The document as one self-contained HTML page (``for_print``: static map, no iframe)."""
-    css = Markup(environment().get_template("report.css").render())
-    return environment().get_template(template).render(**ctx, css=css, for_print=for_print)
+    """The document as one self-contained HTML page (``for_print``: static map, no iframe).
+
+    A large interactive map (megabytes of HTML in the iframe's ``srcdoc``) is rendered as a
+    token, then put in its place escaped exactly as ``{{ map.interactive }}`` would be:
+    the template engine would otherwise copy those megabytes at every enclosing macro.
+    """
+    tpl = environment().get_template(template)
+    m = ctx.get("map")
+    interactive = m.get("interactive") if isinstance(m, dict) else None
+    if for_print or not isinstance(interactive, str) or len(interactive) < _BIG_TEXT:
+        return tpl.render(**ctx, css=_css(), for_print=for_print)
+    html = tpl.render(**{**ctx, "map": {**m, "interactive": _SRCDOC_TOKEN}}, css=_css(), for_print=for_print)
+    head, token, tail = html.partition(_SRCDOC_TOKEN)
+    if not token or _SRCDOC_TOKEN in tail:  # not used once as the srcdoc: render it the plain way
+        return tpl.render(**ctx, css=_css(), for_print=for_print)
+    return "".join((head, str(_finalize(interactive)), tail))
+
+
+# The static map as printed (report.css): at most the text width of an A4 landscape page
+# (297 mm less 2 x 14 mm margins) and `figure.map img { max-height: 15cm }`.
+PRINT_MAP_MAX_MM = (269.0, 150.0)
+PRINT_MIN_DPI = 150
+
+
+def print_png(png: bytes | None, max_w_mm: float, max_h_mm: float, min_dpi: int = PRINT_MIN_DPI) -> bytes | None:
+    """The PNG to embed in the PDF: reduced by the largest whole factor that keeps at least
+    ``min_dpi`` at its printed size (a box filter: each pixel the mean of a block), without an
+    alpha channel that is opaque everywhere. The map PNG is drawn at 300 dpi for a larger
+    print: embedded whole, the PDF writer decoded, split and recompressed 7 million pixels
+    (the demo maps go from 3000 x 2460 to 1500 x 1230 pixels, 208 dpi as printed). The HTML
+    and DOCX keep the original. Returned unchanged when there is nothing to gain."""
+    if not png:
+        return png
+    try:
+        from PIL import Image
+
+        im = Image.open(io.BytesIO(png))
+        w, h = im.size
+        if im.format != "PNG" or im.mode not in ("RGB", "RGBA", "L") or not (w and h):
+            return png
+        width_in = min(max_w_mm, max_h_mm * w / h) / 25.4
+        factor = int(w / (width_in * min_dpi))
+        opaque_alpha = False
+        if factor < 2 and im.mode != "RGBA":
+            return png
+        im.load()
+        if im.mode == "RGBA":
+            opaque_alpha = im.getchannel("A").getextrema() == (255, 255)
+        if factor < 2 and not opaque_alpha:
+            return png
+        if factor >= 2:
+            im = im.reduce(factor)
+        if opaque_alpha:
+            im = im.convert("RGB")
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", compress_level=1)  # the PDF writer decodes and recompresses it
+        return buf.getvalue()
+    except Exception as exc:  # noqa: BLE001 - an image that cannot be reduced is embedded as it is
+        log.debug("map PNG kept as it is for the PDF: %s", exc)
+        return png
+
+
+def print_context(ctx: dict[str, Any]) -> dict[str, Any]:
+    """The document context for the PDF: the static map downscaled by :func:`print_png`."""
+    m = ctx.get("map") or {}
+    png = print_png(m.get("png"), *PRINT_MAP_MAX_MM)
+    if png is m.get("png"):
+        return ctx
+    return {**ctx, "map": {**m, "png": png, "uri": data_uri(png)}}
+
+
+def _import_weasyprint() -> Any:
+    """``import weasyprint``, without cffi's slow library search.
+
+    WeasyPrint loads GObject, Pango, HarfBuzz, fontconfig ... trying several names for each;
+    cffi passes a name that is not a file name to ``ctypes.util.find_library``, which on Linux
+    runs ldconfig, then gcc, then ld for every name tried (about 50 processes, 0.3-0.4 s of a
+    job). During the import, find_library answers from one ``ldconfig -p`` listing, with the
+    same pattern as ctypes; should the import fail that way, it is simply done again as usual.
+    """
+    import sys
+
+    if "weasyprint" in sys.modules or not sys.platform.startswith("linux"):
+        import weasyprint
+        return weasyprint
+    import ctypes.util
+    import struct
+    import subprocess
+
+    original = ctypes.util.find_library
+    listing: list[bytes] = []
+    machine = os.uname().machine + ("-32" if struct.calcsize("l") == 4 else "-64")
+    abi = {"x86_64-64": "libc6,x86-64", "ppc64-64": "libc6,64bit", "sparc64-64": "libc6,64bit",
+           "s390x-64": "libc6,64bit", "ia64-64": "libc6,IA-64"}.get(machine, "libc6")
+
+    def find_library(name: str) -> str | None:
+        if not listing:
+            out = b""
+            for ldconfig in ("/sbin/ldconfig", "/usr/sbin/ldconfig"):
+                try:
+                    out = subprocess.run([ldconfig, "-p"], stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         stdout=subprocess.PIPE, env={"LC_ALL": "C", "LANG": "C"},
+                                         timeout=20, check=False).stdout
+                except (OSError, subprocess.SubprocessError):
+                    continue
+                if out:
+                    break
+            listing.append(out)
+        if not listing[0]:
+            return original(name)
+        found = re.search(os.fsencode(r"\s+(lib%s\.[^\s]+)\s+\(%s" % (re.escape(name), abi)), listing[0])
+        return os.fsdecode(found.group(1)) if found else None
+
+    ctypes.util.find_library = find_library
+    try:
+        import weasyprint
+    except Exception:  # noqa: BLE001 - retried below with the standard search
+        for mod in [m for m in sys.modules if m == "weasyprint" or m.startswith("weasyprint.")]:
+            del sys.modules[mod]
+        ctypes.util.find_library = original
+        import weasyprint
+    finally:
+        ctypes.util.find_library = original
+    return weasyprint
 
 
 def write_pdf(html: str, path: str | Path) -> None:
     """Render the print HTML to PDF with WeasyPrint (metadata dates come from the HTML)."""
-    import weasyprint
+    weasyprint = _import_weasyprint()
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
@@ -759,7 +966,7 @@ def _write_documents(template: str, ctx: dict[str, Any], outputs: dict[str, Any]
     with _writing(outputs["docx"]):
         write_report_docx(ctx, outputs["docx"])
     with _writing(outputs["pdf"]):
-        write_pdf(render_html(template, ctx, for_print=True), outputs["pdf"])
+        write_pdf(render_html(template, print_context(ctx), for_print=True), outputs["pdf"])
     log.info("wrote %s, %s and %s", outputs["html"], outputs["docx"], outputs["pdf"])
 
 
@@ -777,7 +984,7 @@ def run_report_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
             write_form_docx(ctx, outputs["form"])
     if outputs.get("article_html"):
         _write_text(outputs["article_html"], environment().get_template("article.html").render(
-            **ctx, css=Markup(environment().get_template("report.css").render()), for_print=False,
+            **ctx, css=_css(), for_print=False,
             lead=article_lead(ctx), figures=article_figures(ctx), sources=article_sources(ctx)))
     if outputs.get("article_md"):
         link = ""
