@@ -507,3 +507,31 @@ def test_withheld_species_shown_only_as_presence_per_range_state(tmp_path):
     assert "<b>Iran</b>: 8 records" in html.replace("<\\/", "</")  # the 6 records plus the fixture's withheld and absence records
     for word in ("Valley", "Ranger team", "secret den"):
         assert word not in html
+
+
+def test_template_syntax_in_submitted_text_stays_text(tmp_path):
+    """Submitted text is never evaluated as a template: '{{ 7*7 }}' is shown as typed, '{#' does not break the page."""
+    from cami_geo.render.maps import run_map_species_stage
+
+    occ = occurrences(6, payloads=False)
+    occ.loc[0, "locality"] = "Camp {{ 7*7 }} north"
+    occ.loc[2, "locality"] = "Ridge {# unclosed"
+    inputs, outputs, params = species_job(tmp_path, occ=occ)
+    run_map_species_stage(inputs, outputs, params)
+    html = Path(outputs["html"]).read_text(encoding="utf-8")
+    # folium parses rendered scripts as templates once more: the '{' is written as \u007b in
+    # the JSON string, which the browser reads back as '{'
+    assert "{{ 7*7 }}" not in html and "Camp 49 north" not in html
+    shown = html.replace("\\u007b", "{")
+    assert "Camp {{ 7*7 }} north" in shown and "Ridge {# unclosed" in shown
+
+
+def test_outside_resource_check():
+    """The self-containment check finds the first outside reference of any kind, in page order."""
+    from cami_geo.render.maps import _outside_resource
+
+    assert _outside_resource("<p>local only</p><a href=\"https://example.org\">link</a>") is None
+    page = "<b>x</b> <IMG alt=a SRC='//cdn.example/x.png'> url( \"https://y\") @import 'z';"
+    assert _outside_resource(page) == "<IMG alt=a SRC='//cdn.example/x.png"
+    assert _outside_resource("a { background: URL(http://x/y.png) } <script src=//s.js>") == "URL(http://x/y.png"
+    assert _outside_resource("<style>@Import 'a.css';</style>") == "@Import 'a.css'"

@@ -1,5 +1,6 @@
-"""Interactive maps (folium, self-contained, offline, embeddable) per species, per Range
-State and for the whole initiative, plus their static twins (:mod:`cami_geo.render.static`).
+"""Interactive maps (folium pages; self-contained, offline,
+embeddable) per species, per Range State and for the whole initiative, plus their static twins
+(:mod:`cami_geo.render.static`).
 
 Everything is built from the **public** (generalised) copy of the data and the status
 tables. One :class:`MapContent` is assembled per map (layers with their symbology from
@@ -15,22 +16,25 @@ Safety and reproducibility:
   (its ``sensitivity``), coarser when there are more than ``MAX_CELLS`` cells, so the page
   stays small for a million records; records without a public location (withheld) are
   shown only as presence per Range State;
-- folium's random element ids are replaced by ids derived from the map's name, so the same
-  inputs give the same bytes;
+- folium element ids are derived from the map's name (:func:`deterministic_ids`), so the
+  same inputs give the same bytes;
 - Leaflet is inlined from the pinned npm package (:mod:`cami_geo.render.assets`) and the
   basemap is a vector layer from the boundaries: the page makes no request.
+
+Speed: occurrence cells and their popups are computed with numpy over integer cell keys;
+occurrence fields a map does not show are not read; folium is imported only to write the page.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 import itertools
 import json
 import logging
 import math
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -146,8 +150,16 @@ def _empty_gdf(columns: Iterable[str] = ()) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({c: [] for c in columns}, geometry=gpd.GeoSeries([], crs=CRS_WGS84), crs=CRS_WGS84)
 
 
-def read_public_layer(path: str | Path, layer: str) -> gpd.GeoDataFrame:
-    """One layer of a public GeoPackage in EPSG:4326; a missing or empty layer is an empty frame."""
+OCCURRENCE_MAP_COLUMNS = [
+    "species_slug", "iso3", "synthetic", "sensitivity", "occurrence_status", "year", "event_date",
+    "coordinate_uncertainty_m", "individual_count", "basis_of_record", "locality", "recorded_by",
+    "data_generalizations", "information_withheld"]
+"""The occurrence fields a map uses (the others are not read)."""
+
+
+def read_public_layer(path: str | Path, layer: str, columns: list[str] | None = None) -> gpd.GeoDataFrame:
+    """One layer of a public GeoPackage in EPSG:4326; a missing or empty layer is an empty frame.
+    With ``columns``, only those fields (of the ones the layer has) and the geometry are read."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"Public data {path} does not exist; run the combine stage first.")
@@ -157,10 +169,14 @@ def read_public_layer(path: str | Path, layer: str) -> gpd.GeoDataFrame:
         names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
         if layer not in names:
             return _empty_gdf()
+        kwargs = {}
+        if columns is not None:
+            fields = {str(f) for f in pyogrio.read_info(path, layer=layer)["fields"]}
+            kwargs["columns"] = [c for c in columns if c in fields]
         try:  # Arrow reads a million records about 7 times faster
-            gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True)
+            gdf = pyogrio.read_dataframe(path, layer=layer, use_arrow=True, **kwargs)
         except Exception:
-            gdf = pyogrio.read_dataframe(path, layer=layer)
+            gdf = pyogrio.read_dataframe(path, layer=layer, **kwargs)
     except Exception as exc:
         raise InputError(f"Public data {path} (layer {layer}) cannot be read: {exc}") from None
     if not isinstance(gdf, gpd.GeoDataFrame):
@@ -219,29 +235,6 @@ def _text(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Deterministic folium ids
-
-
-@contextmanager
-def deterministic_ids(key: str):
-    """Make branca/folium element ids a function of ``key`` and creation order."""
-    from branca.element import Element
-
-    seed = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    counter = itertools.count()
-    original = Element.__dict__["_generate_id"]
-
-    def _generate_id(cls) -> str:
-        return hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:32]
-
-    Element._generate_id = classmethod(_generate_id)
-    try:
-        yield
-    finally:
-        Element._generate_id = original
-
-
-# --------------------------------------------------------------------------------------
 # Geometry helpers
 
 
@@ -264,14 +257,74 @@ def _round_num(v: float, decimals: int) -> float | int:
     return int(r) if decimals == 0 else r
 
 
+def _round_array(values: np.ndarray, decimals: int) -> list:
+    """``[_round_num(v, decimals) for v in values]`` for a coordinate array, vectorised.
+
+    ``rint(v * 10**d) / 10**d`` is the double nearest to the decimal ``round`` picks except
+    where ``v * 10**d`` lies within rounding error of a half; those few are rounded by Python.
+    """
+    scale = 10.0 ** decimals
+    scaled = values * scale
+    out = np.rint(scaled)
+    near = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-6
+    if decimals == 0:
+        if near.any():
+            out[near] = [round(float(v)) for v in values[near]]
+        return out.astype(np.int64).tolist()
+    out /= scale
+    if near.any():
+        out[near] = [round(float(v), decimals) for v in values[near]]
+    return out.tolist()
+
+
+_RING_TYPES = {"Polygon", "MultiPolygon"}
+_LINE_TYPES = {"LineString", "LinearRing", "MultiLineString"}
+
+
 def _geojson_geometry(geom, decimals: int) -> dict | None:
     if geom is None or geom.is_empty:
         return None
+    kind = geom.geom_type
+    if kind in _RING_TYPES or kind in _LINE_TYPES or kind in ("Point", "MultiPoint"):
+        parts = shapely.get_parts(geom)
+        if not shapely.is_empty(parts).any():
+            return {"type": "LineString" if kind == "LinearRing" else kind,
+                    "coordinates": _coords_nested(geom, kind, parts, decimals)}
     g = mapping(geom)
     if g["type"] == "GeometryCollection":
         return {"type": "GeometryCollection",
                 "geometries": [x for x in (_geojson_geometry(p, decimals) for p in geom.geoms) if x]}
     return {"type": g["type"], "coordinates": _round_coords(g["coordinates"], decimals)}
+
+
+def _coords_nested(geom, kind: str, parts: np.ndarray, decimals: int) -> list:
+    """The GeoJSON coordinate nesting of ``geom`` (as shapely's ``mapping``), rounded."""
+    flat = _round_array(shapely.get_coordinates(geom, include_z=bool(shapely.has_z(geom))), decimals)
+    if kind == "Point":
+        return flat[0]
+    if kind in ("LineString", "LinearRing", "MultiPoint"):
+        return flat
+    if kind == "MultiLineString":
+        counts = shapely.get_num_coordinates(parts).tolist()
+        return _split(flat, counts)
+    rings = [shapely.get_rings(p) for p in parts]  # exterior, then interiors, as mapping() orders them
+    counts = shapely.get_num_coordinates(np.concatenate(rings)).tolist()
+    flat_rings = _split(flat, counts)
+    if kind == "Polygon":
+        return flat_rings
+    out, i = [], 0
+    for r in rings:
+        out.append(flat_rings[i:i + len(r)])
+        i += len(r)
+    return out
+
+
+def _split(items: list, counts: list[int]) -> list[list]:
+    out, i = [], 0
+    for c in counts:
+        out.append(items[i:i + c])
+        i += c
+    return out
 
 
 def prepare_basemap(boundaries: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -320,11 +373,16 @@ def _bounds_of(frames: Iterable[gpd.GeoDataFrame | None], fallback: tuple | None
 
 
 def _decimals(sensitivity: pd.Series) -> np.ndarray:
-    return sensitivity.astype(str).str.strip().str.lower().map(SENSITIVITY_DECIMALS).fillna(2).astype(int).to_numpy()
+    """Decimal places per record from its sensitivity (each distinct value is parsed once)."""
+    codes, uniques = pd.factorize(sensitivity.astype(object), use_na_sentinel=False)
+    per_value = (pd.Series(np.asarray(uniques, dtype=object), dtype=object).astype(str).str.strip().str.lower()
+                 .map(SENSITIVITY_DECIMALS).fillna(2).astype(int).to_numpy())
+    return per_value[codes] if len(codes) else np.zeros(0, dtype=int)
 
 
 def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
-                     detail_records: int = DETAIL_RECORDS) -> pd.DataFrame:
+                     detail_records: int = DETAIL_RECORDS, rows: np.ndarray | None = None,
+                     located: np.ndarray | None = None) -> pd.DataFrame:
     """Aggregate located occurrence records to grid cells no finer than their public grid.
 
     Returns a frame ``lat, lon, decimals, step, n, synthetic, popup``: ``lat, lon`` are the
@@ -332,62 +390,123 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     its size in degrees (markers are drawn at the centre, corner + step/2), popup HTML already
     escaped; sorted by latitude and longitude. A record's cell is that of its sensitivity
     (0.1deg -> 0.1 deg cells); when that gives more than ``max_cells`` cells the grid is
-    coarsened (COARSER_GRIDS) until it does not.
+    coarsened (COARSER_GRIDS) until it does not. ``rows`` (a boolean mask over ``occ``) limits
+    the records used without copying the frame; ``located`` is ``_located(occ.geometry)`` when the
+    caller has it already.
+
+    Vectorised: a cell is identified by an integer key (grid level, row, column) computed
+    with numpy; aggregates come from ``bincount``/grouped reductions over that key and the
+    popups are built per cell from plain Python lists, never with a per-group pandas loop.
     """
     cols = ["lat", "lon", "decimals", "step", "n", "synthetic", "popup"]
     if occ is None or len(occ) == 0:
         return pd.DataFrame(columns=cols)
-    occ = occ[_located(occ.geometry)]
-    if len(occ) == 0:
+    use = _located(occ.geometry) if located is None else located.copy()
+    if rows is not None:
+        use &= np.asarray(rows, dtype=bool)
+    pos = np.flatnonzero(use)
+    if len(pos) == 0:
         return pd.DataFrame(columns=cols)
-    pts = occ.geometry.values
-    df = pd.DataFrame({
-        "x": shapely.get_x(pts), "y": shapely.get_y(pts),
-        "d": _decimals(_col(occ, "sensitivity")),
-        "synthetic": _bool(_col(occ, "synthetic")).to_numpy(),
-        "year": pd.to_numeric(_col(occ, "year"), errors="coerce").to_numpy(),
-        "unc": pd.to_numeric(_col(occ, "coordinate_uncertainty_m"), errors="coerce").to_numpy(),
-    })
-    own_step = 10.0 ** -df["d"].to_numpy()
+    if len(pos) == len(occ):
+        pos = None  # every record: no copies
+
+    def column(name: str) -> pd.Series:
+        values = _col(occ, name)
+        return values if pos is None else values.iloc[pos]
+
+    pts = np.asarray(occ.geometry.values, dtype=object)
+    if pos is not None:
+        pts = pts[pos]
+    x, y = shapely.get_x(pts), shapely.get_y(pts)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.all():  # a point without usable coordinates belongs to no cell
+        pos = (np.arange(len(occ)) if pos is None else pos)[finite]
+        if len(pos) == 0:
+            return pd.DataFrame(columns=cols)
+        x, y = x[finite], y[finite]
+    own_d = _decimals(column("sensitivity"))
+    own_step = 10.0 ** -own_d
     for level_step, level_dec in COARSER_GRIDS:
         coarser = own_step < level_step - 1e-12
         step = np.where(coarser, level_step, own_step)
-        d = np.where(coarser, level_dec, df["d"].to_numpy())
+        d = np.where(coarser, level_dec, own_d)
         # the cell's south-west corner: public points sit at cell centres (x.x5 on a 0.1 deg grid) or
         # on the grid itself, and either way the corner has no more decimals than the grid
-        lat = _round_each(np.floor(df["y"].to_numpy() / step + 1e-6) * step, d)
-        lon = _round_each(np.floor(df["x"].to_numpy() / step + 1e-6) * step, d)
-        keys = pd.DataFrame({"lat": lat, "lon": lon, "step": step})
-        n_cells = len(keys.drop_duplicates())
-        if n_cells <= max_cells:
+        iy = np.floor(y / step + 1e-6)
+        ix = np.floor(x / step + 1e-6)
+        key = _cell_key(step, iy, ix)
+        codes, uniques = pd.factorize(key)
+        if len(uniques) <= max_cells:
             break
-    df["lat"], df["lon"], df["decimals"], df["step"] = lat, lon, d, step
-    df["row"] = np.arange(len(df))
-    grouped = df.groupby(["lat", "lon", "decimals", "step"], sort=True)
-    cells = grouped.agg(n=("row", "size"), synthetic=("synthetic", "sum"), year_min=("year", "min"),
-                        year_max=("year", "max"), unc_max=("unc", "max")).reset_index()
-    generalisation = _col(occ, "data_generalizations").astype(object)
-    details: dict[tuple, list[str]] = {}
-    if len(df) <= detail_records:
-        text = pd.DataFrame({
-            "date": _col(occ, "event_date").map(_text).to_numpy(),
-            "year": _col(occ, "year").map(_text).to_numpy(),
-            "locality": _col(occ, "locality").map(_text).to_numpy(),
-            "recorded_by": _col(occ, "recorded_by").map(_text).to_numpy(),
-            "count": _col(occ, "individual_count").map(_text).to_numpy(),
-            "basis": _col(occ, "basis_of_record").map(_text).to_numpy(),
-            "gen": generalisation.map(_text).to_numpy(),
-        })
-        text["lat"], text["lon"], text["decimals"] = df["lat"].to_numpy(), df["lon"].to_numpy(), df["decimals"].to_numpy()
-        text["step"] = df["step"].to_numpy()
-        for key, rows in text.groupby(["lat", "lon", "decimals", "step"], sort=True):
-            details[key] = [_record_line(r) for r in rows.head(RECORDS_PER_POPUP).itertuples(index=False)]
-    popups = []
-    for c in cells.itertuples(index=False):
-        popups.append(_cell_popup(c, details.get((c.lat, c.lon, c.decimals, c.step))))
-    cells["popup"] = popups
-    cells["synthetic"] = cells["synthetic"] > 0
-    return cells[cols]
+    n_cells = len(uniques)
+    # one representative (the first) record per cell gives the cell's corner, grid and decimals
+    first = _first_index(codes)
+    c_step, c_d = step[first], d[first]
+    c_lat = _round_each(iy[first] * c_step, c_d)
+    c_lon = _round_each(ix[first] * c_step, c_d)
+    n = np.bincount(codes, minlength=n_cells).astype(np.int64)
+    synthetic = _bool(column("synthetic")).to_numpy(dtype=bool)
+    n_syn = np.bincount(codes, weights=synthetic, minlength=n_cells).astype(np.int64)
+    year = pd.to_numeric(column("year"), errors="coerce").to_numpy(dtype=float)
+    unc = pd.to_numeric(column("coordinate_uncertainty_m"), errors="coerce").to_numpy(dtype=float)
+    by_cell = pd.DataFrame({"year": year, "unc": unc}).groupby(codes, sort=True)
+    y_min = by_cell["year"].min().to_numpy()
+    y_max = by_cell["year"].max().to_numpy()
+    u_max = by_cell["unc"].max().to_numpy()
+    # same order as before: by latitude, longitude, decimals, grid
+    order = np.lexsort((c_step, c_d, c_lon, c_lat))
+    details: list[list[str]] | None = None
+    if len(codes) <= detail_records:
+        details = _detail_lines(occ, codes, n_cells, pos)
+    c_lat, c_lon, c_d, c_step, n, n_syn = c_lat[order], c_lon[order], c_d[order], c_step[order], n[order], n_syn[order]
+    lines = [details[i] for i in order.tolist()] if details is not None else None
+    popups = _cell_popups(c_lat, c_lon, c_d, c_step, n, n_syn, y_min[order], y_max[order], u_max[order], lines)
+    return pd.DataFrame({"lat": c_lat, "lon": c_lon, "decimals": c_d.astype(np.int64), "step": c_step,
+                         "n": n.astype(np.int64), "synthetic": n_syn > 0, "popup": popups}, columns=cols)
+
+
+def _cell_key(step: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+    """One key per record naming its cell (grid size, row, column): an int64 packing the three
+    (rows and columns of lon/lat points fit even on the finest, 0.0001 deg, grid), else tuples."""
+    _, step_idx = np.unique(step, return_inverse=True)
+    if len(iy) and (np.abs(iy).max() >= 1_900_000 or np.abs(ix).max() >= 3_900_000):
+        return pd.Series(list(zip(step_idx.tolist(), iy.tolist(), ix.tolist())), dtype=object).to_numpy()
+    return ((step_idx.astype(np.int64) * 4_000_000 + (iy.astype(np.int64) + 2_000_000)) * 8_000_000
+            + (ix.astype(np.int64) + 4_000_000))
+
+
+def _first_index(codes: np.ndarray) -> np.ndarray:
+    """Index of the first record of each cell (codes from pd.factorize: numbered in order of first
+    appearance, so a record opens a new cell where its code exceeds every code before it)."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    seen = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.r_[True, codes[1:] > seen[:-1]])
+
+
+def _detail_lines(occ: gpd.GeoDataFrame, codes: np.ndarray, n_cells: int,
+                  pos: np.ndarray | None = None) -> list[list[str]]:
+    """The popup lines of the first RECORDS_PER_POPUP records (in input order) of every cell
+    (``codes``: the cell of each record used, ``pos``: their rows in ``occ``, None for all)."""
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    rank = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    keep = order[rank < RECORDS_PER_POPUP]
+    keep_codes = codes[keep]
+    at = keep if pos is None else pos[keep]
+
+    def texts(name: str) -> list[str]:
+        return _col(occ, name).iloc[at].map(_text).tolist()
+
+    date, year, locality, recorded_by, count, basis = (
+        texts("event_date"), texts("year"), texts("locality"), texts("recorded_by"),
+        texts("individual_count"), texts("basis_of_record"))
+    gen = _col(occ, "data_generalizations").iloc[at].astype(object).map(_text).tolist()
+    out: list[list[str]] = [[] for _ in range(n_cells)]
+    for c, line in zip(keep_codes.tolist(), map(_record_line, date, year, locality, recorded_by, count, basis, gen)):
+        out[c].append(line)
+    return out
 
 
 def _round_each(values: np.ndarray, decimals: np.ndarray) -> np.ndarray:
@@ -398,52 +517,103 @@ def _round_each(values: np.ndarray, decimals: np.ndarray) -> np.ndarray:
     return out
 
 
-def _record_line(r) -> str:
-    when = r.date or r.year
-    parts = [f"<b>{esc(when)}</b>" if when else ""]
-    if r.locality:
-        parts.append(f"Locality: {esc(r.locality)}")
-    if r.recorded_by:
-        parts.append(f"Recorded by: {esc(r.recorded_by)}")
-    if r.count:
-        parts.append(f"Individuals: {esc(r.count)}")
-    if r.basis:
-        parts.append(esc(r.basis))
-    if r.gen:
-        parts.append(f"<i>{esc(r.gen)}</i>")
-    return "<li>" + "<br>".join(p for p in parts if p) + "</li>"
+def _record_line(date: str, year: str, locality: str, recorded_by: str, count: str, basis: str, gen: str) -> str:
+    when = date or year
+    parts = [f"<b>{esc(when)}</b>"] if when else []
+    if locality:
+        parts.append(f"Locality: {esc(locality)}")
+    if recorded_by:
+        parts.append(f"Recorded by: {esc(recorded_by)}")
+    if count:
+        parts.append(f"Individuals: {esc(count)}")
+    if basis:
+        parts.append(esc(basis))
+    if gen:
+        parts.append(f"<i>{esc(gen)}</i>")
+    return "<li>" + "<br>".join(parts) + "</li>"
 
 
-def _cell_popup(c, lines: list[str] | None) -> str:
-    grid = f"{c.step:g}"
-    d = int(c.decimals)
-    lat1, lon1 = round(c.lat + c.step, d), round(c.lon + c.step, d)
-    out = [f"<b>{int(c.n):,} record{'s' if c.n != 1 else ''}</b> in this {grid}&deg; cell",
-           f"Latitude {c.lat:.{d}f}&ndash;{lat1:.{d}f}&deg;, longitude {c.lon:.{d}f}&ndash;{lon1:.{d}f}&deg;"]
-    if c.synthetic:
-        out.append(f"<span class=\"cami-syn\">{int(c.synthetic):,} synthetic (demo)</span>")
-    y0, y1 = _num(c.year_min), _num(c.year_max)
-    if y0 is not None:
-        out.append(f"Years: {int(y0)}" + (f"&ndash;{int(y1)}" if y1 is not None and y1 != y0 else ""))
-    unc = _num(c.unc_max)
-    if unc is not None:
-        out.append(f"Coordinate uncertainty up to {unc / 1000:,.1f} km")
-    html = "<br>".join(out)
-    if lines:
-        html += "<ul class=\"cami-rec\">" + "".join(lines) + "</ul>"
-        if c.n > len(lines):
-            html += f"&hellip; and {int(c.n) - len(lines):,} more"
-    return html
+def _cell_popups(lat: np.ndarray, lon: np.ndarray, dec: np.ndarray, step: np.ndarray, n: np.ndarray,
+                 n_syn: np.ndarray, y0: np.ndarray, y1: np.ndarray, unc: np.ndarray,
+                 lines: list[list[str]] | None) -> list[str]:
+    """The popup of every cell: record count, cell extent, synthetic records, years, coordinate
+    uncertainty and the first records' lines. Number formats are prepared once per grid and the
+    repeated parts (counts, years, uncertainty) formatted once per distinct value."""
+    count = len(lat)
+    where = [""] * count
+    for d, s in sorted(set(zip(dec.tolist(), step.tolist()))):
+        at = np.flatnonzero((dec == d) & (step == s))
+        head = f" in this {s:g}&deg; cell<br>Latitude {{:.{d}f}}&ndash;{{:.{d}f}}&deg;, longitude {{:.{d}f}}&ndash;{{:.{d}f}}&deg;"
+        la, lo = lat[at], lon[at]
+        for i, a, b, c, e in zip(at.tolist(), la.tolist(), _round_floats(la + s, d).tolist(), lo.tolist(),
+                                 _round_floats(lo + s, d).tolist()):
+            where[i] = head.format(a, b, c, e)
+    counts: dict[int, str] = {}
+    extras: dict[tuple, str] = {}
+    out = []
+    for i, (k, ks, a, b, u) in enumerate(zip(n.tolist(), n_syn.tolist(), y0.tolist(), y1.tolist(), unc.tolist())):
+        text = counts.get(k)
+        if text is None:
+            text = counts[k] = f"<b>{k:,} record{'s' if k != 1 else ''}</b>"
+        key = (ks, a, b, u)
+        extra = extras.get(key)
+        if extra is None:
+            parts = []
+            if ks:
+                parts.append(f"<span class=\"cami-syn\">{ks:,} synthetic (demo)</span>")
+            if a == a:  # not NaN
+                parts.append(f"Years: {int(a)}" + (f"&ndash;{int(b)}" if b == b and b != a else ""))
+            if u == u:
+                parts.append(f"Coordinate uncertainty up to {u / 1000:,.1f} km")
+            extra = extras[key] = "".join("<br>" + p for p in parts)
+        html = text + where[i] + extra
+        if lines is not None and lines[i]:
+            html += "<ul class=\"cami-rec\">" + "".join(lines[i]) + "</ul>"
+            if k > len(lines[i]):
+                html += f"&hellip; and {k - len(lines[i]):,} more"
+        out.append(html)
+    return out
 
 
-def _withheld_by_country(occ: gpd.GeoDataFrame) -> pd.DataFrame:
+def _round_floats(values: np.ndarray, decimals: int) -> np.ndarray:
+    """``round(v, decimals)`` of each value, as floats (see :func:`_round_array`)."""
+    scale = 10.0 ** decimals
+    scaled = values * scale
+    out = np.rint(scaled) / scale
+    near = np.abs(np.abs(scaled - np.trunc(scaled)) - 0.5) < 1e-6
+    if near.any():
+        out[near] = [round(float(v), decimals) for v in values[near]]
+    return out
+
+
+def _texts(values: pd.Series) -> pd.Series:
+    """``values.map(_text)``; for a text column each distinct value is converted once."""
+    if not isinstance(values.dtype, pd.StringDtype) or len(values) < 1000:
+        return values.map(_text)
+    codes, uniques = pd.factorize(values, use_na_sentinel=False)
+    texts = np.array([_text(u) for u in uniques] or [""], dtype=object)
+    return pd.Series(texts[codes], index=values.index, dtype=object)
+
+
+def _absent(occ: gpd.GeoDataFrame) -> np.ndarray:
+    """True for absence records (occurrence_status 'absent')."""
+    if occ is None or len(occ) == 0 or "occurrence_status" not in occ.columns:
+        return np.zeros(0 if occ is None else len(occ), dtype=bool)
+    return occ["occurrence_status"].astype(str).str.lower().eq("absent").to_numpy(dtype=bool)
+
+
+def _withheld_by_country(occ: gpd.GeoDataFrame, rows: np.ndarray | None = None,
+                         located: np.ndarray | None = None) -> pd.DataFrame:
     if occ is None or len(occ) == 0:
         return pd.DataFrame(columns=["iso3", "n", "note"])
-    w = occ[~_located(occ.geometry)]
-    if len(w) == 0:
+    unlocated = ~(_located(occ.geometry) if located is None else located)
+    if rows is not None:
+        unlocated &= np.asarray(rows, dtype=bool)
+    if not unlocated.any():
         return pd.DataFrame(columns=["iso3", "n", "note"])
-    iso = _col(w, "iso3").map(_text)
-    note = _col(w, "information_withheld").map(_text).where(lambda s: s != "", _col(w, "data_generalizations").map(_text))
+    w = occ[unlocated]
+    iso = _texts(_col(w, "iso3"))
+    note = _texts(_col(w, "information_withheld")).where(lambda s: s != "", _texts(_col(w, "data_generalizations")))
     frame = pd.DataFrame({"iso3": iso.to_numpy(), "note": note.to_numpy()})
     frame = frame[frame["iso3"] != ""]
     return (frame.groupby("iso3", sort=True)
@@ -472,7 +642,8 @@ def range_layer(rng: gpd.GeoDataFrame, *, colour: str | None = None) -> gpd.GeoD
     geoms = shapely.simplify(rng.geometry.values, RANGE_TOLERANCE_DEG, preserve_topology=True)
     styles = [sym.range_style(p, s) for p, s in zip(_col(rng, "presence"), _col(rng, "seasonal"))]
     popups, tips = [], []
-    for row in rng.itertuples(index=False):
+    synthetic = _bool(_col(rng, "synthetic")).to_numpy(dtype=bool)
+    for row, is_synthetic in zip(rng.itertuples(index=False), synthetic):
         label = sym.range_label(getattr(row, "presence", None), getattr(row, "seasonal", None))
         name = _text(getattr(row, "name", ""))
         parts = [f"<b>Range</b>: {esc(label)}"]
@@ -487,7 +658,7 @@ def range_layer(rng: gpd.GeoDataFrame, *, colour: str | None = None) -> gpd.GeoD
         iso = _text(getattr(row, "iso3", ""))
         if iso:
             parts.append(f"Range State: {esc(iso)}")
-        if _bool(pd.Series([getattr(row, "synthetic", False)])).iloc[0]:
+        if is_synthetic:
             parts.append("<span class=\"cami-syn\">synthetic (demo)</span>")
         popups.append("<br>".join(parts))
         tips.append(esc(name or label))
@@ -515,7 +686,8 @@ def threat_layer(thr: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
     simple = shapely.simplify(geoms, THREAT_TOLERANCE_DEG, preserve_topology=True)
     geoms = np.where(np.isin(kinds, [0, 4]), geoms, simple)
     rows = []
-    for row, kind in zip(thr.itertuples(index=False), kinds):
+    synthetic = _bool(_col(thr, "synthetic")).to_numpy(dtype=bool)
+    for row, kind, is_synthetic in zip(thr.itertuples(index=False), kinds, synthetic):
         code = _text(getattr(row, "iucn_code", ""))
         key, label, colour = sym.threat_category(code)
         name = _text(getattr(row, "iucn_name", ""))
@@ -529,7 +701,7 @@ def threat_layer(thr: gpd.GeoDataFrame) -> gpd.GeoDataFrame | None:
                 parts.append(f"{title}: {esc(v)}")
         if barrier:
             parts.append(f"Barrier class: <b>{esc(barrier)}</b>")
-        if _bool(pd.Series([getattr(row, "synthetic", False)])).iloc[0]:
+        if is_synthetic:
             parts.append("<span class=\"cami-syn\">synthetic (demo)</span>")
         is_line = kind in (1, 2, 5)
         is_point = kind in (0, 4)
@@ -656,7 +828,7 @@ def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.
     reg = registry_from_config(settings)
     sp = reg.species.get(slug)
     texts = _settings_texts(settings, version)
-    occ = read_public_layer(public, "occurrences")
+    occ = read_public_layer(public, "occurrences", OCCURRENCE_MAP_COLUMNS)
     thr = read_public_layer(public, "threats")
     rng = read_public_layer(public, "range")
     basemap = prepare_basemap(boundaries)
@@ -705,21 +877,17 @@ def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.
         legend.append(LegendSection("Threats (IUCN 3.3)", [(esc(lab), sym.threat_category(lab.split(" ")[0])[2], "line", {})
                                                            for lab in cats]))
 
-    present_occ = occ
-    if len(occ) and "occurrence_status" in occ.columns:
-        absent = occ["occurrence_status"].astype(str).str.lower().eq("absent")
-        present_occ, absent_occ = occ[~absent], occ[absent]
-    else:
-        absent_occ = occ.iloc[0:0]
-    cells = occurrence_cells(present_occ)
+    absent = _absent(occ)
+    occ_located = _located(occ.geometry)
+    cells = occurrence_cells(occ, rows=~absent, located=occ_located)
     if len(cells):
         layers.append(LayerSpec("Occurrence records (aggregated)", "cells", cells))
         notes.append(_grid_note(cells))
-    acells = occurrence_cells(absent_occ)
+    acells = occurrence_cells(occ, rows=absent, located=occ_located)
     if len(acells):
         layers.append(LayerSpec("Absence records (surveyed, not found)", "cells", acells, fill="#ffffff",
                                 stroke=sym.ABSENCE, synthetic_fill="#ffffff"))
-    wl = _withheld_layer(_withheld_by_country(occ), basemap)
+    wl = _withheld_layer(_withheld_by_country(occ, located=occ_located), basemap)
     if wl is not None:
         layers.append(LayerSpec("Recorded in Range State, locations withheld", "features", wl))
     occ_entries = []
@@ -770,9 +938,9 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
             inter = np.zeros(len(gdf), dtype=bool)
             inter[ok] = shapely.intersects(g[ok].values, country_geom)
             mask = mask | inter
-        return gdf[mask]
+        return gdf if mask.all() else gdf[mask]
 
-    occ = in_country(read_public_layer(public, "occurrences"), False)
+    occ = in_country(read_public_layer(public, "occurrences", OCCURRENCE_MAP_COLUMNS), False)
     thr = in_country(read_public_layer(public, "threats"), True)
     rng = in_country(read_public_layer(public, "range"), True)
     if len(rng):
@@ -782,14 +950,16 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
     rows = _country_rows(by_country, iso3)
 
     slugs = set(reg.species_in(iso3))
-    for f in (occ, thr, rng):
-        slugs |= {s for s in _col(f, "species_slug").map(_text) if s}
-    slugs |= {s for s in _col(rows, "species_slug").map(_text) if s}
+    for f in (occ, thr, rng, rows):
+        slugs |= {s for s in map(_text, pd.unique(_col(f, "species_slug").astype(object))) if s}
 
     def sort_key(s):
         return reg.species[s].scientific_name if s in reg.species else s
 
     species = sorted(slugs, key=sort_key)
+    occ_slug = _col(occ, "species_slug").astype(str).to_numpy()
+    present = ~_absent(occ)
+    occ_located = _located(occ.geometry)
     layers: list[LayerSpec] = []
     sp_entries = []
     notes: list[str] = []
@@ -800,20 +970,19 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
         name = spec.scientific_name if spec else slug
         srow = rows[_col(rows, "species_slug").astype(str) == slug] if len(rows) else rows
         status = _species_status_text(srow)
-        sp_occ = occ[_col(occ, "species_slug").astype(str) == slug] if len(occ) else occ
         sp_rng = rng[_col(rng, "species_slug").astype(str) == slug] if len(rng) else rng
         parts = []
         rl = range_layer(sp_rng, colour=colour)
         if rl is not None:
             layers.append(LayerSpec(f"{name}: range", "features", rl))
-        if len(sp_occ) and "occurrence_status" in sp_occ.columns:
-            sp_occ = sp_occ[~sp_occ["occurrence_status"].astype(str).str.lower().eq("absent")]
-        cells = occurrence_cells(sp_occ)
+        # the species' present records, as a mask over occ (no copy of the frame per species)
+        sp_present = (occ_slug == slug) & present
+        cells = occurrence_cells(occ, rows=sp_present, located=occ_located)
         if len(cells):
             layers.append(LayerSpec(f"{name}: records", "cells", cells, fill=colour, stroke="#333333",
                                     synthetic_fill=colour))
             grid_notes.append(float(cells["step"].min()))
-        withheld = _withheld_by_country(sp_occ)
+        withheld = _withheld_by_country(occ, rows=sp_present, located=occ_located)
         n_withheld = int(withheld["n"].sum()) if len(withheld) else 0
         if n_withheld:
             parts.append(f"{n_withheld:,} records, locations withheld")
@@ -885,6 +1054,11 @@ def build_overview_content(by_country: pd.DataFrame, by_species: pd.DataFrame, b
         if iso and s and s in reg.species and s not in per_state.get(iso, []):
             if not slugs or s in slugs:
                 per_state.setdefault(iso, []).append(s)
+    first_row: dict[tuple[str, str], int] = {}  # (species, Range State) -> its first status row
+    if len(by_country) and "species_slug" in by_country.columns:
+        pairs = zip(by_country["species_slug"].astype(str).tolist(), by_country["iso3"].astype(str).tolist())
+        for i, pair in enumerate(pairs):
+            first_row.setdefault(pair, i)
     chor_rows, geoms = [], []
     for b in basemap.itertuples(index=False):
         sps = sorted(per_state.get(b.iso3, []), key=lambda s: reg.species[s].scientific_name)
@@ -894,8 +1068,8 @@ def build_overview_content(by_country: pd.DataFrame, by_species: pd.DataFrame, b
         items = []
         for s in sps:
             spec = reg.species[s]
-            srow = by_country[(by_country["species_slug"].astype(str) == s) & (by_country["iso3"].astype(str) == b.iso3)] \
-                if len(by_country) and "species_slug" in by_country.columns else pd.DataFrame()
+            at = first_row.get((s, b.iso3))
+            srow = by_country.iloc[at:at + 1] if at is not None else by_country.iloc[0:0]
             status = _species_status_text(srow) or "no data this cycle"
             iucn = ""
             if s in species_rows.index and "iucn_category" in species_rows.columns:
@@ -975,9 +1149,19 @@ def basemap_styles(content: MapContent) -> gpd.GeoDataFrame:
     return base
 
 
+_TEMPLATE_OPENING = re.compile(r"\{(?=[{%#])")
+
+
 def _js_json(obj: Any) -> str:
-    """JSON safe to place inside a <script> element."""
+    """JSON safe to place inside a <script> element written by folium.
+
+    folium (branca) parses each element's rendered script once more as a Jinja template, so
+    submitted text holding ``{{``, ``{%`` or ``{#`` would be evaluated or break the page.
+    JSON itself never puts ``{`` before those characters, so every such ``{`` is inside a
+    string and becomes ``\\u007b`` there (the same character once the browser parses it).
+    """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    text = _TEMPLATE_OPENING.sub(r"\\u007b", text)
     return (text.replace("</", "<\\/").replace("<!--", "<\\!--")
             .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
@@ -1073,25 +1257,32 @@ def _features_part(gdf: gpd.GeoDataFrame, decimals: int, attribution: str | None
     styles: list[dict] = []
     index: dict[str, int] = {}
     feats = []
-    for row, geom in zip(gdf.itertuples(index=False), gdf.geometry):
+    n = len(gdf)
+
+    def column(name: str) -> list:
+        return gdf[name].tolist() if name in gdf.columns else [None] * n
+
+    rows = zip(gdf.geometry.values, column("stroke"), column("weight"), column("fill"), column("fill_opacity"),
+               column("dash"), column("radius"), column("popup"), column("tooltip"))
+    for geom, stroke, weight, fill, fill_opacity, dash, radius, popup, tooltip in rows:
         g = _geojson_geometry(geom, decimals)
         if g is None:
             continue
-        st = {"color": row.stroke, "weight": float(row.weight), "opacity": 0.9,
-              "fillColor": row.fill, "fillOpacity": float(row.fill_opacity)}
-        if _text(row.dash):
-            st["dashArray"] = _text(row.dash)
-        if _num(row.radius):
-            st["radius"] = float(row.radius)
+        st = {"color": stroke, "weight": float(weight), "opacity": 0.9, "fillColor": fill,
+              "fillOpacity": float(fill_opacity)}
+        if _text(dash):
+            st["dashArray"] = _text(dash)
+        if _num(radius):
+            st["radius"] = float(radius)
         k = json.dumps(st, sort_keys=True)
         if k not in index:
             index[k] = len(styles)
             styles.append(st)
         props = {"s": index[k]}
-        if _text(getattr(row, "popup", None)):
-            props["p"] = row.popup
-        if _text(getattr(row, "tooltip", None)):
-            props["t"] = row.tooltip
+        if _text(popup):
+            props["p"] = popup
+        if _text(tooltip):
+            props["t"] = tooltip
         feats.append({"type": "Feature", "properties": props, "geometry": g})
     part = {"kind": "features", "styles": styles, "data": {"type": "FeatureCollection", "features": feats}}
     if attribution:
@@ -1101,29 +1292,70 @@ def _features_part(gdf: gpd.GeoDataFrame, decimals: int, attribution: str | None
 
 def _cells_part(spec: LayerSpec) -> dict:
     cells = spec.data
-    popups: list[str] = []
-    index: dict[str, int] = {}
-    pts = []
-    steps: list[float] = []
-    for c in cells.itertuples(index=False):
-        if c.popup not in index:
-            index[c.popup] = len(popups)
-            popups.append(c.popup)
-        step = float(c.step)
-        if step not in steps:
-            steps.append(step)
-        d = int(c.decimals)
-        pts.append([_round_num(c.lat, d), _round_num(c.lon, d), int(c.n), index[c.popup], 1 if c.synthetic else 0,
-                    steps.index(step)])
+    popups: dict[str, int] = {}  # popup text -> index, in order of first use
+    steps: dict[float, int] = {}
+    popup_ix = [popups.setdefault(p, len(popups)) for p in cells["popup"].tolist()]
+    step_ix = [steps.setdefault(float(s), len(steps)) for s in cells["step"].tolist()]
+    decimals = cells["decimals"].to_numpy(dtype=np.int64)
+    lat, lon = [None] * len(cells), [None] * len(cells)
+    for d in np.unique(decimals).tolist():
+        at = np.flatnonzero(decimals == d)
+        for target, values in ((lat, cells["lat"]), (lon, cells["lon"])):
+            rounded = _round_array(values.to_numpy(dtype=float)[at], d)
+            for i, v in zip(at.tolist(), rounded):
+                target[i] = v
+    n = [int(v) for v in cells["n"].tolist()]
+    synthetic = [1 if v else 0 for v in cells["synthetic"].tolist()]
+    pts = [list(p) for p in zip(lat, lon, n, popup_ix, synthetic, step_ix)]
     return {"kind": "cells", "name": spec.name, "steps": [_round_num(x, 2) if x < 1 else int(x) for x in steps],
-            "pts": pts, "popups": popups,
+            "pts": pts, "popups": list(popups),
             "style": {"fill": spec.fill, "stroke": spec.stroke, "synthetic": spec.synthetic_fill}}
 
 
-_FETCHING = re.compile(
-    r"""<(?:script|img|iframe|link|source|video|audio|embed|object)\b[^>]*\b(?:src|href|data)\s*=\s*["']?"""
-    r"""(?:https?:)?//[^"'\s>]*|url\(\s*["']?(?:https?:)?//[^)]*|@import\b[^;]*""", re.IGNORECASE)
+_FETCHING = (
+    re.compile(r"""<(?:script|img|iframe|link|source|video|audio|embed|object)\b[^>]*\b(?:src|href|data)\s*=\s*["']?"""
+               r"""(?:https?:)?//[^"'\s>]*""", re.IGNORECASE),
+    re.compile(r"""url\(\s*["']?(?:https?:)?//[^)]*""", re.IGNORECASE),
+    re.compile(r"""@import\b[^;]*""", re.IGNORECASE))
 """What in a page would make the browser fetch something from outside (links to click are fine)."""
+
+
+def _outside_resource(html: str) -> str | None:
+    """The first thing in the page that would make the browser fetch from outside, if any: what
+    ``findall`` of the three patterns as one alternation gives first, found without scanning a
+    large page with a case-insensitive alternation. Every match of the tag and ``url(`` patterns
+    holds a ``//`` (few in a page) and no ``>`` (tag) or ``)`` (``url(``) before it, so each
+    ``//`` is checked from the last such character before it."""
+    tag, url, imp = _FETCHING
+    found = [m for m in (imp.search(html),) if m]
+    at = html.find("//")
+    while at >= 0:
+        for pattern, stop in ((tag, ">"), (url, ")")):
+            m = pattern.search(html, html.rfind(stop, 0, at) + 1, at + 2)
+            if m:
+                found.append(pattern.match(html, m.start()))
+        at = html.find("//", at + 1)
+    return min(found, key=lambda m: m.start()).group(0) if found else None
+
+
+@contextmanager
+def deterministic_ids(key: str):
+    """Make branca/folium element ids a function of ``key`` and creation order."""
+    from branca.element import Element
+
+    seed = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    counter = itertools.count()
+    original = Element.__dict__["_generate_id"]
+
+    def _generate_id(cls) -> str:
+        return hashlib.sha256(f"{seed}:{next(counter)}".encode()).hexdigest()[:32]
+
+    Element._generate_id = classmethod(_generate_id)
+    try:
+        yield
+    finally:
+        Element._generate_id = original
+
 
 
 def render_html(content: MapContent) -> str:
@@ -1205,9 +1437,9 @@ def render_html(content: MapContent) -> str:
         CamiControls(content_controls).add_to(m)
         m.fit_bounds([[s, w], [n, e]])
         html = fig.render()
-    bad = _FETCHING.findall(html)
+    bad = _outside_resource(html)
     if bad:
-        raise MapError(f"The map would load an outside resource ({bad[0]}); it must be self-contained.")
+        raise MapError(f"The map would load an outside resource ({bad}); it must be self-contained.")
     return html
 
 
