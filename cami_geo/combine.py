@@ -154,23 +154,17 @@ def conform(frame: pd.DataFrame, kind: str, *, source: str, submission: str | No
 
 
 def _coerce(raw: pd.Series, col: str, source: str) -> pd.Series:
-    if (col in INT_COLUMNS or col in FLOAT_COLUMNS) and (
-            pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)):
-        # already numbers (what intake writes): no text round trip
-        num = raw.astype("float64")
-        if col in INT_COLUMNS:
-            finite = num.dropna()
-            if (finite == np.round(finite)).all():
-                return num.astype("Int64")
-        return num
     if col in INT_COLUMNS or col in FLOAT_COLUMNS:
-        text = _text(raw).str.strip()
-        num = pd.to_numeric(raw.where(text != "", None) if raw.dtype == object or
-                            pd.api.types.is_string_dtype(raw) else raw, errors="coerce")
-        bad = num.isna() & (text != "") & ~text.str.lower().isin(["nan", "<na>", "none"])
-        if bad.any():
-            raise InputError(f"{source}: column {col!r} holds {text[bad].iloc[0]!r} where a number is expected.")
-        num = num.astype("float64")
+        if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+            num = raw.astype("float64")  # already numbers (what intake writes): no text round trip
+        else:
+            text = _text(raw).str.strip()
+            num = pd.to_numeric(raw.where(text != "", None) if raw.dtype == object or
+                                pd.api.types.is_string_dtype(raw) else raw, errors="coerce")
+            bad = num.isna() & (text != "") & ~text.str.lower().isin(["nan", "<na>", "none"])
+            if bad.any():
+                raise InputError(f"{source}: column {col!r} holds {text[bad].iloc[0]!r} where a number is expected.")
+            num = num.astype("float64")
         if col in INT_COLUMNS:
             finite = num.dropna()
             if (finite == np.round(finite)).all():
@@ -586,24 +580,23 @@ def partition(frame: gpd.GeoDataFrame, slug: str, *, include_unassigned: bool,
     return frame[mask]
 
 
-def country_partition(frame: gpd.GeoDataFrame, iso3: str, country_geom: Any, *, by_geometry: bool) -> gpd.GeoDataFrame:
-    """Rows of one Range State: ``iso3 == iso3``, or (``by_geometry``) a geometry touching it.
-
-    Occurrences go by their ``iso3``; threats and range polygons also by geometry, since a
-    road or a range crosses borders (the same rule the Range State map applies).
-    """
+def country_partitions(frame: gpd.GeoDataFrame, geoms: dict[str, Any]) -> dict[str, gpd.GeoDataFrame]:
+    """Rows of each Range State in ``geoms`` (ISO3 -> boundary, or None): ``iso3`` equal to it,
+    or a geometry touching its boundary (a road or a range crosses borders; the same rule the
+    Range State map applies). One spatial index and one bulk query for all Range States."""
     if len(frame) == 0:
-        return frame
-    mask = _text(frame["iso3"]).str.strip().str.upper().eq(iso3).to_numpy()
-    if by_geometry and country_geom is not None:
-        values = np.asarray(frame.geometry.values, dtype=object)
-        located = ~shapely.is_missing(values) & ~shapely.is_empty(values)
-        hit = np.zeros(len(frame), dtype=bool)
-        if located.any():
-            tree = shapely.STRtree(values[located])
-            hit[np.flatnonzero(located)[tree.query(country_geom, predicate="intersects")]] = True
-        mask = mask | hit
-    return frame[mask]
+        return {iso3: frame for iso3 in geoms}
+    codes = _text(frame["iso3"]).str.strip().str.upper().to_numpy(dtype=object)
+    values = np.asarray(frame.geometry.values, dtype=object)
+    located = np.flatnonzero(~shapely.is_missing(values) & ~shapely.is_empty(values))
+    keys = [k for k, g in geoms.items() if g is not None]
+    hits = {k: np.zeros(len(frame), dtype=bool) for k in geoms}
+    if len(located) and keys:
+        tree = shapely.STRtree(values[located])
+        which, rows = tree.query(np.array([geoms[k] for k in keys], dtype=object), predicate="intersects")
+        for i, r in zip(which, rows):
+            hits[keys[i]][located[r]] = True
+    return {iso3: frame[(codes == iso3) | hits[iso3]] for iso3 in geoms}
 
 
 def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> None:
@@ -711,17 +704,15 @@ def _partition_tasks(species_paths: list[str], country_paths: list[str], layers:
                 parts[name] = by_species[name].get(slug, frame.iloc[0:0])
         tasks.append((sp_path, parts, gtypes))
     if country_paths:
+        keys = {p: partition_key(p) for p in country_paths}
+        geoms = {k.upper(): (countries.loc[k.upper(), "geometry"] if countries is not None
+                             and k.upper() in countries.index else None) for k, _ in keys.values()}
         occ = layers["occurrences"]
-        occ_by_iso3 = _split_by(occ, _text(occ["iso3"]).str.strip().str.upper().to_numpy(dtype=object))
+        by_country = {"occurrences": _split_by(occ, _text(occ["iso3"]).str.strip().str.upper().to_numpy(dtype=object))}
+        by_country.update({name: country_partitions(layers[name], geoms) for name in layers if name != "occurrences"})
     for c_path in country_paths:
-        key, names = partition_key(c_path)
-        iso3 = key.upper()
-        geom = None
-        if countries is not None and iso3 in countries.index:
-            geom = countries.loc[iso3, "geometry"]
-        parts = {name: (occ_by_iso3.get(iso3, layers[name].iloc[0:0]) if name == "occurrences"
-                        else country_partition(layers[name], iso3, geom, by_geometry=True))
-                 for name in names}
+        key, names = keys[c_path]
+        parts = {name: by_country[name].get(key.upper(), layers[name].iloc[0:0]) for name in names}
         tasks.append((c_path, parts, gtypes))
     return tasks
 
