@@ -46,6 +46,7 @@ import pyogrio
 import shapely
 from shapely.geometry import box, mapping
 
+from cami_geo.boundaries import load_configured
 from cami_geo.errors import CamiGeoError, InputError
 from cami_geo.model import CRS_WGS84, ORIGIN_CODES, SEASONAL_CODES
 from cami_geo.render import symbology as sym
@@ -781,13 +782,6 @@ def _settings_texts(settings: dict, version: str) -> dict:
     }
 
 
-def _load_boundaries(path: str, settings: dict) -> gpd.GeoDataFrame:
-    from cami_geo.boundaries import load_boundaries
-
-    b = settings.get("boundaries") or {}
-    return load_boundaries(path, layer=b.get("layer"), id_field=b.get("id_field", "iso3"))
-
-
 def _source_line(cycle: str, version: str) -> str:
     return (f"Source: CAMI Species Focal Point submissions (public, generalised copy) and status tables, "
             f"reporting cycle {cycle}. Map: cami-geo {version}.".replace(" .", "."))
@@ -1505,7 +1499,7 @@ def run_map_species_stage(inputs: dict, outputs: dict, params: dict) -> None:
     slug = Path(inputs["public"]).stem
     by_country = read_table(inputs["by_country"], "status-by-country")
     by_species = read_table(inputs["by_species"], "status-by-species")
-    boundaries = _load_boundaries(inputs["boundaries"], settings)
+    boundaries = load_configured(inputs["boundaries"], settings)
     content = build_species_content(inputs["public"], by_country, by_species, boundaries, settings, version, slug)
     write_maps(content, outputs, settings)
 
@@ -1515,7 +1509,7 @@ def run_map_country_stage(inputs: dict, outputs: dict, params: dict) -> None:
     settings, version = _params(params)
     iso3 = Path(outputs["html"]).stem.upper()
     by_country = read_table(inputs["by_country"], "status-by-country")
-    boundaries = _load_boundaries(inputs["boundaries"], settings)
+    boundaries = load_configured(inputs["boundaries"], settings)
     content = build_country_content(inputs["public"], by_country, boundaries, settings, version, iso3)
     write_maps(content, outputs, settings)
 
@@ -1525,6 +1519,6 @@ def run_map_overview_stage(inputs: dict, outputs: dict, params: dict) -> None:
     settings, version = _params(params)
     by_country = read_table(inputs["by_country"], "status-by-country")
     by_species = read_table(inputs["by_species"], "status-by-species")
-    boundaries = _load_boundaries(inputs["boundaries"], settings)
+    boundaries = load_configured(inputs["boundaries"], settings)
     content = build_overview_content(by_country, by_species, boundaries, settings, version)
     write_maps(content, outputs, settings)
