@@ -537,7 +537,8 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
 
 
 def run_status_layers_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
-    """Stage ``status_layers``: inputs ``clean``, ``boundaries`` (optional ``by_country``);
+    """GIS layers of one species (run by the ``status_species`` job after its status, see
+    :func:`cami_geo.status.pipeline.run_status_stage`): inputs ``clean``, ``boundaries`` (optional ``by_country``);
     outputs ``gpkg``, ``aoo_grid``, ``threat_density``; the species is the stem of
     ``outputs["gpkg"]``."""
     write_species_layers(inputs["clean"], inputs["boundaries"], params.get("settings") or {},

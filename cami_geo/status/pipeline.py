@@ -74,7 +74,7 @@ def read_layer(path: Any, layer: str, columns: list[str]):
     """
     path = layer_file(path, layer)
     if path is None:
-        return _read_layer(Path("/nonexistent"), layer, columns)
+        return _empty_layer(columns)
     try:
         st = Path(path).stat()
         key = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size, layer, tuple(columns))
@@ -91,12 +91,18 @@ def read_layer(path: Any, layer: str, columns: list[str]):
     return gdf
 
 
+def _empty_layer(columns: list[str]):
+    import geopandas as gpd
+
+    return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+
+
 def _read_layer(path: str | Path, layer: str, columns: list[str]):
     import geopandas as gpd
     import pyogrio
 
     path = Path(path)
-    empty = gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
+    empty = _empty_layer(columns)
     if not path.exists():
         return empty
     if path.suffix == ".parquet":
