@@ -13,16 +13,25 @@ Range State" and "in a neighbouring country" can be told apart), with columns
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import geopandas as gpd
-import pandas as pd
-import pyogrio
+import numpy as np
 import shapely
 
 from .errors import InputError
 from .model import CRS_WGS84
-from .registry import Registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    import geopandas as gpd
+    import pandas as pd
+
+    from .registry import Registry
+
+# geopandas and GDAL (pyogrio) are imported where a layer is read with them: `cami-geo
+# validate` reads the shipped GeoPackage without them (see load_point_boundaries).
 
 # ISO 3166-1 numeric -> alpha-3 for neighbours of Range States that are not themselves
 # Range States (Natural Earth ids; names come from the file).
@@ -48,6 +57,8 @@ def build_from_world_atlas(topojson: Path, out: Path, registry: Registry) -> gpd
     topojson : path to ``world-atlas/countries-10m.json``
     out : GeoPackage to write (layer ``countries``)
     """
+    import geopandas as gpd
+
     world = gpd.read_file(topojson, layer="countries").set_crs(CRS_WGS84, allow_override=True)
     world["iso_numeric"] = world["id"].astype(str).str.zfill(3)
     world["geometry"] = shapely.make_valid(world.geometry.values)
@@ -87,6 +98,8 @@ def load_boundaries(path: str | Path, *, layer: str | None = None, id_field: str
     Invalid geometries are repaired. Raises :class:`InputError` with one sentence when
     the file or the field is missing.
     """
+    import pyogrio
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"Boundary layer {path} does not exist; set boundaries.path in config/config.yaml.")
@@ -122,3 +135,98 @@ def load_configured(path: str | Path, settings: dict) -> gpd.GeoDataFrame:
     """:func:`load_boundaries` with the layer and id field of the ``boundaries`` config section."""
     b = (settings or {}).get("boundaries") or {}
     return load_boundaries(path, layer=b.get("layer"), id_field=b.get("id_field", "iso3"))
+
+
+@dataclass
+class BoundaryTable:
+    """The columns of a boundary layer the point checks read (what
+    :class:`cami_geo.checks.geo.Countries` takes from :func:`load_boundaries`'s frame):
+    ISO3 codes, the Range State flag and the geometries, sorted by ISO3."""
+
+    iso3: list
+    range_state: list
+    name: list
+    geometry: np.ndarray
+
+    def __getitem__(self, column: str) -> list:
+        return {"iso3": self.iso3, "range_state": self.range_state, "name": self.name}[column]
+
+    def __len__(self) -> int:
+        return len(self.iso3)
+
+
+def load_point_boundaries(path: str | Path, *, layer: str | None = None, id_field: str = "iso3") -> "BoundaryTable | gpd.GeoDataFrame":
+    """What :func:`load_boundaries` gives the point checks, read without GDAL and geopandas
+    (slow to import) when the layer is a plain GeoPackage table of 2D polygons in EPSG:4326,
+    as the shipped one is: a :class:`BoundaryTable` with the same codes, flags and
+    geometries. Any other layer (or any doubt) goes through :func:`load_boundaries`."""
+    try:
+        table = _read_plain_gpkg(Path(path), layer=layer, id_field=id_field)
+    except Exception:  # noqa: BLE001 - the GDAL reader decides, and words any error
+        table = None
+    return table if table is not None else load_boundaries(path, layer=layer, id_field=id_field)
+
+
+_GPKG_WKB_TYPES = {"POLYGON": 3, "MULTIPOLYGON": 6}
+_GPKG_ENVELOPE_BYTES = {0: 0, 1: 32, 2: 48, 3: 48, 4: 64}
+
+
+def _read_plain_gpkg(path: Path, *, layer: str | None, id_field: str) -> BoundaryTable | None:
+    import sqlite3
+
+    if path.suffix.lower() != ".gpkg" or not path.is_file():
+        return None
+    with open(path, "rb") as fh:
+        if fh.read(16) != b"SQLite format 3\x00":
+            return None
+    con = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        contents = con.execute("SELECT table_name, data_type FROM gpkg_contents").fetchall()
+        if len(contents) != 1 or contents[0][1] != "features" or (layer is not None and layer != contents[0][0]):
+            return None
+        table = contents[0][0]
+        geo = con.execute("SELECT column_name, upper(geometry_type_name), srs_id, z, m FROM gpkg_geometry_columns "
+                          "WHERE table_name = ?", (table,)).fetchall()
+        if len(geo) != 1 or geo[0][1] not in _GPKG_WKB_TYPES or geo[0][3] != 0 or geo[0][4] != 0:
+            return None
+        geom_col, wkb_type, srs_id = geo[0][0], _GPKG_WKB_TYPES[geo[0][1]], geo[0][2]
+        srs = con.execute("SELECT upper(organization), organization_coordsys_id FROM gpkg_spatial_ref_sys WHERE srs_id = ?",
+                          (srs_id,)).fetchall()
+        if srs != [("EPSG", 4326)]:
+            return None
+        types = {r[1]: str(r[2]).upper() for r in con.execute(f'PRAGMA table_info("{table.replace(chr(34), chr(34) * 2)}")')}
+        if types.get(id_field) != "TEXT" or types.get("range_state", "BOOLEAN") != "BOOLEAN" or types.get("name", "TEXT") != "TEXT":
+            return None
+        q = lambda c: '"' + c.replace('"', '""') + '"'  # noqa: E731
+        cols = [q(id_field), q("range_state") if "range_state" in types else "1",
+                q("name") if "name" in types else q(id_field), q(geom_col)]
+        rows = con.execute(f"SELECT {', '.join(cols)} FROM {q(table)}").fetchall()
+    finally:
+        con.close()
+    if not rows:
+        return None
+    iso3 = [r[0] for r in rows]
+    if any(type(i) is not str for i in iso3) or len(set(iso3)) != len(iso3):
+        return None
+    wkb = []
+    for r in rows:
+        blob = r[3]
+        if type(blob) is not bytes or len(blob) < 8 or blob[:2] != b"GP" or blob[2] != 0:
+            return None
+        flags = blob[3]
+        env = (flags >> 1) & 7
+        if flags & 0b110000 or env not in _GPKG_ENVELOPE_BYTES:   # empty or extended geometry
+            return None
+        w = blob[8 + _GPKG_ENVELOPE_BYTES[env]:]
+        if len(w) < 5 or struct.unpack("<I" if w[0] == 1 else ">I", w[1:5])[0] != wkb_type:
+            return None
+        wkb.append(w)
+    geoms = shapely.from_wkb(wkb)
+    if shapely.has_z(geoms).any():
+        return None
+    bad = ~shapely.is_valid(geoms)
+    if bad.any():
+        geoms[bad] = shapely.make_valid(geoms[bad])
+    order = sorted(range(len(rows)), key=iso3.__getitem__)
+    return BoundaryTable(iso3=[iso3[k] for k in order], range_state=[rows[k][1] for k in order],
+                         name=[rows[k][2] for k in order], geometry=geoms[order])

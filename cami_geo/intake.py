@@ -13,31 +13,32 @@ import sys
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
 
-from .boundaries import load_boundaries, load_configured
+from .boundaries import load_boundaries, load_configured, load_point_boundaries  # noqa: F401 (load_boundaries: API)
 from .checks import ProblemLog, empty_problems
 from .checks.common import CheckContext
-from .checks.features import check_population, check_range, check_threats
 from .checks.geo import Countries
 from .checks.occurrences import check_occurrences
 from .errors import CamiGeoError, InputError
 from .io.aliases import canonical_columns
-from .io.dwca import is_dwca, is_gbif_simple, read_dwca
 from .io.manifest import (MANIFEST_NAME, TABLE_SUFFIXES, VECTOR_SUFFIXES, FileSpec, Manifest,
                           kind_from_name, read_manifest)
 from .io.smart import is_smart, split_smart
 from .io.tables import Table, read_table
-from .io.vector import read_vector, read_zipped_shapefile
 from .model import (COLUMNS, CRS_WGS84, OCCURRENCE_COLUMNS, POPULATION_COLUMNS, PROBLEM_COLUMNS, RANGE_COLUMNS,
                     THREAT_COLUMNS)
-from .textsafe import write_csv
 from .workflow import registry_from_config
+
+if TYPE_CHECKING:  # pragma: no cover
+    import geopandas as gpd
+
+# geopandas (and GDAL through io.vector) are imported where vector data is read or written:
+# `cami-geo validate` of a table needs neither.
 
 log = logging.getLogger("cami_geo.intake")
 log.addHandler(logging.NullHandler())  # no traceback on a user's terminal; the workflow log gets it
@@ -178,6 +179,8 @@ def _vector_part(gdf: gpd.GeoDataFrame, kind: str) -> Part:
 def sniff_kind(path: Path, name: str) -> str | None:
     """Kind of a file whose name does not say it, from its content (DwC-A, GBIF, SMART), or None."""
     suffix = path.suffix.lower()
+    from .io.dwca import is_dwca, is_gbif_simple
+
     if suffix == ".zip" and is_dwca(path):
         return "occurrences"
     if suffix in (".csv", ".tsv", ".txt"):
@@ -206,9 +209,13 @@ def read_parts(path: Path, *, name: str, kind: str, spec: FileSpec) -> tuple[lis
 
         names = member_names(path)
         if any(Path(n).name == "meta.xml" for n in names):
+            from .io.dwca import read_dwca
+
             table = read_dwca(path, name=name)
             return [_table_part(table, "occurrences")], table.notes
         if any(n.lower().endswith(".shp") for n in names):
+            from .io.vector import read_zipped_shapefile
+
             gdf = read_zipped_shapefile(path, layer=spec.layer, crs=spec.crs, name=name)
             return [_vector_part(gdf, kind)], [f"zipped Shapefile, {len(gdf)} features"]
         tables = [n for n in names if n.lower().endswith((".csv", ".tsv", ".txt", ".xlsx", ".gpkg", ".geojson", ".json"))]
@@ -224,6 +231,8 @@ def read_parts(path: Path, *, name: str, kind: str, spec: FileSpec) -> tuple[lis
         raise InputError(f"{name} is a zip archive holding neither a Darwin Core Archive, a Shapefile nor exactly one "
                          "table or vector file.")
     if suffix in VECTOR_SUFFIXES:
+        from .io.vector import read_vector
+
         gdf = read_vector(path, layer=spec.layer, crs=spec.crs, name=name)
         notes = [f"layer {gdf.attrs.get('layer')!r}, {len(gdf)} features"]
         if gdf.attrs.get("other_layers"):
@@ -274,6 +283,8 @@ def _check_part(part: Part, *, file: str, ctx: CheckContext, spec: FileSpec, man
             from .checks.features import geometry_from_columns
 
             geoms = geometry_from_columns(part.frame, plog, ctx, file_crs=file_crs)
+        from .checks.features import check_threats
+
         rec = check_threats(part.frame, geoms, plog, ctx, extra=part.extra)
     elif part.kind == "range":
         geoms = part.geoms
@@ -283,8 +294,12 @@ def _check_part(part: Part, *, file: str, ctx: CheckContext, spec: FileSpec, man
             geoms = geometry_from_wkt(part.frame, plog, crs=file_crs)
         elif geoms is None:
             geoms = np.full(len(part.frame), None, dtype=object)
+        from .checks.features import check_range
+
         rec = check_range(part.frame, geoms, plog, ctx)
     elif part.kind == "population":
+        from .checks.features import check_population
+
         rec = check_population(part.frame, plog, ctx)
     elif part.kind == "smart_other":
         plog.add("smart_category", np.ones(len(part.frame), bool), "Observation Category",
@@ -326,6 +341,8 @@ def _finish(kind: str, rec: pd.DataFrame, keep: np.ndarray, plog: ProblemLog, ro
     flags = plog.warning_codes(len(rec))
     acc = rec.loc[keep].reset_index(drop=True)
     acc = _provenance(acc, rows[keep], file=file, manifest=manifest, cycle=cycle, flags=flags[keep], ctx=ctx)
+    import geopandas as gpd
+
     if kind == "occurrences":
         acc["sensitivity"] = _sensitivity(acc["species_slug"], manifest, ctx)
         geom = shapely.points(acc["decimal_longitude"].to_numpy(dtype=float), acc["decimal_latitude"].to_numpy(dtype=float)) if len(acc) else []
@@ -488,6 +505,8 @@ def validate_submission(folder: Path, *, settings: dict[str, Any], boundaries: g
 # -- writing ------------------------------------------------------------------------------
 
 def empty_geo(columns: list[str]) -> gpd.GeoDataFrame:
+    import geopandas as gpd
+
     return gpd.GeoDataFrame({c: pd.Series(dtype=object) for c in columns}, geometry=gpd.GeoSeries([], crs=CRS_WGS84), crs=CRS_WGS84)
 
 
@@ -502,8 +521,14 @@ def problem_table(res: SubmissionResult) -> pd.DataFrame:
 def report_dict(res: SubmissionResult) -> dict[str, Any]:
     """The validate report: ``{"rows_in", "accepted", "rejected", "problems": [...]}``."""
     p = res.problems()
-    problems = [{"file": f, "row": (None if pd.isna(r) else int(r)), "field": fl, "reason": rs, "severity": sv}
-                for f, r, fl, rs, sv in zip(p["file"], p["row"], p["field"], p["reason"], p["severity"])]
+    row = p["row"].array
+    if isinstance(row, pd.arrays.IntegerArray):   # Python ints and None, without a scalar test per row
+        rows = [None if na else int(r) for r, na in zip(row.to_numpy(dtype="int64", na_value=0).tolist(), row.isna().tolist())]
+    else:
+        rows = [(None if pd.isna(r) else int(r)) for r in p["row"]]
+    problems = [{"file": f, "row": r, "field": fl, "reason": rs, "severity": sv}
+                for f, r, fl, rs, sv in zip(p["file"].tolist(), rows, p["field"].tolist(), p["reason"].tolist(),
+                                            p["severity"].tolist())]
     return {"rows_in": res.rows_in, "accepted": res.accepted, "rejected": res.rejected, "problems": problems}
 
 
@@ -552,6 +577,10 @@ def _typed(gdf: gpd.GeoDataFrame, columns: list[str]) -> gpd.GeoDataFrame:
 
 def write_outputs(res: SubmissionResult, outputs: dict[str, Any]) -> None:
     """Write the intake outputs (see docs/architecture.md) for one submission."""
+    import geopandas as gpd
+
+    from .textsafe import write_csv
+
     for kind, cols in (("occurrences", OCCURRENCE_COLUMNS), ("threats", THREAT_COLUMNS), ("range", RANGE_COLUMNS)):
         rec = res.records(kind)
         gdf = gpd.GeoDataFrame(rec, geometry="geometry", crs=CRS_WGS84) if rec is not None else empty_geo(cols)
@@ -599,6 +628,33 @@ def _default_settings() -> dict[str, Any]:
     return load(repo, Path.cwd(), {})
 
 
+_PROBLEM_KEYS = ("file", "row", "field", "reason", "severity")
+
+
+def report_json(report: dict[str, Any]) -> str:
+    """``json.dumps(report, ensure_ascii=False, indent=1)`` for the validate report, written
+    without the pure-Python encoder that ``indent`` selects (10^5 problems take seconds)."""
+    from json.encoder import encode_basestring as enc
+
+    counts = [report.get(k) for k in ("rows_in", "accepted", "rejected")]
+    problems = report.get("problems")
+    if (list(report) != ["rows_in", "accepted", "rejected", "problems"] or any(type(c) is not int for c in counts)
+            or type(problems) is not list):
+        return json.dumps(report, ensure_ascii=False, indent=1)
+    items = []
+    for p in problems:
+        if type(p) is not dict or tuple(p) != _PROBLEM_KEYS:
+            return json.dumps(report, ensure_ascii=False, indent=1)
+        f, r, fl, rs, sv = p["file"], p["row"], p["field"], p["reason"], p["severity"]
+        if not (type(f) is str and type(fl) is str and type(rs) is str and type(sv) is str and (r is None or type(r) is int)):
+            return json.dumps(report, ensure_ascii=False, indent=1)
+        items.append(f'  {{\n   "file": {enc(f)},\n   "row": {"null" if r is None else int.__repr__(r)},\n   "field": {enc(fl)},'
+                     f'\n   "reason": {enc(rs)},\n   "severity": {enc(sv)}\n  }}')
+    body = "[\n" + ",\n".join(items) + "\n ]" if items else "[]"
+    return (f'{{\n "rows_in": {int.__repr__(counts[0])},\n "accepted": {int.__repr__(counts[1])},\n '
+            f'"rejected": {int.__repr__(counts[2])},\n "problems": {body}\n}}')
+
+
 def cli_validate(args) -> int:
     """``cami-geo validate PATH... [--report FILE.json] [--kind K] [--species S] [--boundaries B] [--quiet]``.
 
@@ -619,7 +675,7 @@ def cli_validate(args) -> int:
         if not bpath.exists():
             bpath = repo / "data/raw/boundaries/countries.gpkg"
         layer = bconf.get("layer")
-    boundaries = load_boundaries(bpath, layer=layer, id_field=bconf.get("id_field", "iso3"))
+    boundaries = load_point_boundaries(bpath, layer=layer, id_field=bconf.get("id_field", "iso3"))
     results = []
     for path in args.paths:
         path = Path(path)
@@ -653,7 +709,7 @@ def cli_validate(args) -> int:
           f"({n_err} errors, {n_warn} warnings)")
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.report).write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
+        Path(args.report).write_text(report_json(report), encoding="utf-8")
     unreadable = [f.unreadable for res in results for f in res.files if f.unreadable]
     for msg in unreadable:
         print(f"cami-geo: {msg}", file=sys.stderr)

@@ -34,3 +34,30 @@ def test_missing_or_wrong_layer_is_one_sentence(tmp_path, boundaries_path):
         load_boundaries(tmp_path / "nope.gpkg")
     with pytest.raises(InputError, match="has no field 'ISO_A3'"):
         load_boundaries(boundaries_path, layer="countries", id_field="ISO_A3")
+
+
+def test_point_boundaries_equal_the_geodataframe(boundaries_path):
+    """cami-geo validate reads the shipped GeoPackage without GDAL: same codes, flags, names
+    and geometries (bit for bit) as load_boundaries."""
+    import shapely
+
+    from cami_geo.boundaries import BoundaryTable, load_point_boundaries
+
+    gdf = load_boundaries(boundaries_path, layer="countries")
+    table = load_point_boundaries(boundaries_path, layer="countries")
+    assert isinstance(table, BoundaryTable)
+    assert table.iso3 == list(gdf["iso3"]) and table.name == list(gdf["name"])
+    assert [bool(r) for r in table.range_state] == [bool(r) for r in gdf["range_state"]]
+    assert list(shapely.to_wkb(table.geometry)) == list(shapely.to_wkb(gdf.geometry.values))
+
+
+def test_point_boundaries_fall_back_to_gdal(tmp_path, boundaries_path):
+    from cami_geo.boundaries import BoundaryTable, load_point_boundaries
+
+    gj = tmp_path / "b.geojson"
+    load_boundaries(boundaries_path, layer="countries").iloc[:3].reset_index(drop=True).to_file(gj, driver="GeoJSON")
+    assert not isinstance(load_point_boundaries(gj), BoundaryTable)
+    with pytest.raises(InputError, match="has no field 'ISO_A3'"):
+        load_point_boundaries(boundaries_path, layer="countries", id_field="ISO_A3")
+    with pytest.raises(InputError, match="does not exist"):
+        load_point_boundaries(tmp_path / "nope.gpkg")

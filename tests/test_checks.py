@@ -365,3 +365,78 @@ def test_coordinates_in_one_verbatim_column():
     assert rec.loc[0, "decimal_latitude"] == pytest.approx(48.123333, abs=1e-6)
     assert rec.loc[1, "decimal_longitude"] == pytest.approx(66.6678)
     assert "error" not in set(p["severity"])
+
+
+# -- the fast paths give what the plain computations give ---------------------------------
+
+def test_grid_point_in_country_equals_shapely():
+    """The grid behind Countries.contains decides each point as shapely.contains_xy does,
+    vertices, cell edges and points just beside them included."""
+    c = countries()
+    rng = np.random.default_rng(11)
+    for iso in ("KAZ", "MNG", "KGZ", "UZB", "RUS", "AFG"):
+        g = c.geoms[iso]
+        x0, y0, x1, y1 = c.bounds[iso]
+        grid = c._grid(iso)
+        assert grid is not None
+        nx, ny, w, h, _ = grid
+        i, j = rng.integers(0, nx + 1, 20_000), rng.integers(0, ny + 1, 20_000)
+        v = shapely.get_coordinates(g)
+        xs = np.concatenate([rng.uniform(x0 - 1, x1 + 1, 60_000), v[:, 0], x0 + i * w, np.nextafter(x0 + i * w, np.inf)])
+        ys = np.concatenate([rng.uniform(y0 - 1, y1 + 1, 60_000), v[:, 1], y0 + j * h, np.nextafter(y0 + j * h, -np.inf)])
+        want = np.zeros(len(xs), dtype=bool)
+        box = (xs >= x0) & (xs <= x1) & (ys >= y0) & (ys <= y1)
+        want[box] = shapely.contains_xy(g, xs[box], ys[box])
+        assert (c.contains(iso, xs, ys) == want).all(), iso
+
+
+def test_grid_holds_for_holes_islands_and_invalid_polygons():
+    from cami_geo.boundaries import BoundaryTable
+
+    geoms = np.array([shapely.Polygon([(0, 0), (10, 10), (10, 0), (0, 10)]),          # bow tie (invalid)
+                      shapely.Polygon([(0, 0), (20, 0), (20, 20), (0, 20)], [[(5, 5), (6, 5), (6, 6), (5, 6)]]),
+                      shapely.MultiPolygon([shapely.box(0, 0, 1, 1), shapely.box(2, 2, 3, 3)])], dtype=object)
+    c = Countries(BoundaryTable(iso3=["AAA", "BBB", "CCC"], range_state=[1, 1, 1], name=["a", "b", "c"], geometry=geoms))
+    rng = np.random.default_rng(5)
+    for iso, g in zip(c.iso3, geoms):
+        x0, y0, x1, y1 = g.bounds
+        xs = np.concatenate([rng.uniform(x0, x1, 50_000), np.round(rng.uniform(x0, x1, 10_000), 1)])
+        ys = np.concatenate([rng.uniform(y0, y1, 50_000), np.round(rng.uniform(y0, y1, 10_000), 1)])
+        assert (c.contains(iso, xs, ys) == shapely.contains_xy(g, xs, ys)).all(), iso
+
+
+def test_duplicates_found_by_hash_equal_pandas():
+    from cami_geo.checks.occurrences import _duplicated, _same_place
+
+    rng = np.random.default_rng(3)
+    n = 5_000
+    x = np.round(rng.uniform(40, 50, n), 2)
+    y = np.round(rng.uniform(40, 50, n), 2)
+    x[:50], y[:50] = np.nan, np.nan
+    x[50:60] = -0.0
+    x[60:70] = 0.0
+    cols = {"s": rng.integers(0, 3, n), "x": x, "y": y, "d": rng.integers(0, 4, n),
+            "st": rng.random(n) < 0.9, "n": rng.choice([np.nan, 1.0, 2.0], n)}
+    dup, grouped = _duplicated(cols, _same_place(x, y))
+    frame = pd.DataFrame(cols)
+    assert (dup == frame.duplicated(keep="first").to_numpy()).all()
+    assert (grouped == np.flatnonzero(frame.duplicated(keep=False).to_numpy())).all()
+    assert dup.sum() > 0
+
+
+def test_threaded_checks_give_the_same_problems(monkeypatch):
+    """Column checks run in threads for large frames; forced onto a small messy frame they
+    give the same problems, in the same order, and the same records."""
+    import cami_geo.checks.occurrences as occ
+
+    rows = [saiga(48.1234, 66.5678, iso3="KZ"), saiga(66.5678, 48.1234, iso3="KZ"), saiga("", 66.1),
+            saiga("41°45'00\"N", "69°10'30\"E", iso3="UZ"), saiga(48.1234, 66.5678, iso3="KZ"),
+            {"species": "Foo bar", "decimal_latitude": "NA", "decimal_longitude": "-", "event_date": "2099-01-01",
+             "individual_count": "2.5", "iso3": "Atlantis", "occurrence_status": "??", "coordinate_uncertainty_m": "0"},
+            saiga(51.1605, 71.4704, iso3="KAZ", individual_count="3", occurrence_status="absent"),
+            saiga(43.0, 35.0, event_date="31.02.2020"), saiga(30.0, 60.0, iso3="MN")]
+    rec1, p1 = run_occ(rows)
+    monkeypatch.setattr(occ, "PARALLEL_MIN_ROWS", 0)
+    rec2, p2 = run_occ(rows)
+    pd.testing.assert_frame_equal(p1, p2)
+    pd.testing.assert_frame_equal(rec1, rec2)

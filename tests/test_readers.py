@@ -307,3 +307,54 @@ def test_dwca_sampling_event_archive(tmp_path):
     assert t.frame["eventDate"].tolist() == ["2024-03-01", "2024-03-02", "2024-03-01"]
     assert t.frame["decimalLatitude"].tolist()[1] == "42.6" and t.frame["eventID"].tolist()[2] == "E1"
     assert t.rows.tolist() == [2, 3, 4]
+
+
+def _large_table(path, rows: int = 40_000, tail: str = "") -> None:
+    rng = np.random.default_rng(2)
+    lines = ["scientificName,decimalLatitude,decimalLongitude,eventDate,countryCode"]
+    for i in range(rows):
+        lines.append(f"Saiga tatarica,{rng.uniform(44, 50):.5f},{rng.uniform(50, 80):.5f},2020-01-{1 + i % 28:02d},KZ")
+    path.write_text("\n".join(lines) + "\n" + tail, encoding="utf-8")
+    assert path.stat().st_size > 1_000_000   # large enough for the pyarrow reader
+
+
+@pytest.mark.parametrize("tail", ["", "Сайгак,48.1,66.2,2020-01-01,Казахстан\n", "\n"])
+def test_large_csv_read_early_equals_read_late(tmp_path, tail):
+    """A large table read ahead by the prefetch thread (cami-geo validate) gives the same
+    table as a plain read: ASCII, non-ASCII after the first lines, a trailing blank line."""
+    from cami_geo.io.csvfast import prefetch, take_prefetched
+
+    p = tmp_path / "occurrences.csv"
+    _large_table(p, tail=tail)
+    plain = read_csv(p)
+    prefetch([p])
+    early = read_csv(p)
+    assert take_prefetched(p) is None   # taken once
+    pd.testing.assert_frame_equal(plain.frame, early.frame)
+    assert (plain.rows == early.rows).all() and plain.notes == early.notes and plain.ragged == early.ragged
+
+
+def test_prefetched_file_changed_since_is_read_again(tmp_path):
+    from cami_geo.io.csvfast import prefetch
+
+    p = tmp_path / "occurrences.csv"
+    _large_table(p)
+    prefetch([p])
+    _large_table(p, rows=30_000)
+    assert len(read_csv(p).frame) == 30_000
+
+
+def test_degrees_fast_path_equals_general_parser():
+    from cami_geo.io.coords import _degrees_from_arrow, _parse_degrees_arrow
+
+    cases = [["1.5", "", "NA", "12", "-3.25", "1e1", "0.000", "-"], ["", ""], ["48.123456", "7"]]
+    for cells in cases:
+        s = pd.Series(cells, dtype="str")
+        fast = _degrees_from_arrow(s.array._pa_array)
+        slow = _parse_degrees_arrow(s, stripped=True)
+        assert fast is not None
+        for a, b in zip(fast, slow):
+            np.testing.assert_array_equal(a, b)
+    # not a plain number somewhere: the general parser decides
+    assert _degrees_from_arrow(pd.Series(["1.5", "41°45'N"], dtype="str").array._pa_array) is None
+    assert _degrees_from_arrow(pd.Series(["1,5", "2"], dtype="str").array._pa_array) is None

@@ -215,3 +215,30 @@ def test_misspelt_manifest_species_rejects_rows_with_a_hint(tmp_path, capsys):
     (sub / "occurrences.csv").write_text("lat,lon,countryCode\n48.1234,66.5678,KAZ\n", encoding="utf-8")
     assert main(["validate", str(sub)]) == 1
     assert "did you mean Saiga tatarica" in capsys.readouterr().out
+
+
+def test_report_json_is_json_dumps():
+    from cami_geo.intake import report_json
+
+    for report in ({"rows_in": 0, "accepted": 0, "rejected": 0, "problems": []},
+                   {"rows_in": 2, "accepted": 1, "rejected": 1, "problems": [
+                       {"file": "a \\ \"b\" \u2028 é\n", "row": None, "field": "", "reason": "x\ty", "severity": "error"},
+                       {"file": "a", "row": 3, "field": "f", "reason": "Сайгак", "severity": "warning"}]},
+                   {"rows_in": 1, "accepted": 1, "rejected": 0, "problems": [
+                       {"file": "a", "row": 3, "field": "f", "reason": float("nan"), "severity": "warning"}]}):
+        assert report_json(report) == json.dumps(report, ensure_ascii=False, indent=1)
+
+
+def test_program_exit_keeps_output_and_code(tmp_path):
+    """Run as the program, validate ends the process itself: the summary, the report and
+    the exit code are complete."""
+    p = tmp_path / "occurrences.csv"
+    p.write_text("scientificName,decimalLatitude,decimalLongitude,eventDate,countryCode\n"
+                 "Saiga tatarica,48.1234,66.5678,2025-04-05,KZ\n"
+                 "Saiga tatarica,,66.5678,2025-04-05,KZ\n", encoding="utf-8")
+    report = tmp_path / "r.json"
+    proc = subprocess.run([sys.executable, "-m", "cami_geo", "validate", str(p), "--report", str(report)],
+                          capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.rstrip().endswith("2 rows in, 1 accepted, 1 rejected (1 errors, 0 warnings)")
+    assert json.loads(report.read_text(encoding="utf-8"))["rejected"] == 1

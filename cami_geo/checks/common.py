@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -45,6 +47,67 @@ class CheckContext:
     def threshold(self, key: str, default: float) -> float:
         value = self.checks.get(key)
         return float(default if value is None else value)
+
+
+PARALLEL_MIN_ROWS = 50_000
+"""Frames from this many rows have their column checks run in threads."""
+_POOL = None
+_POOL_LOCK = threading.Lock()
+_WORKER_PREFIX = "cami-geo-check"
+
+
+def _pool():
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            # the main thread works too: one worker per further core, at most two
+            _POOL = ThreadPoolExecutor(max_workers=max(1, min(2, (os.cpu_count() or 2) - 1)), thread_name_prefix=_WORKER_PREFIX)
+    return _POOL
+
+
+class Tasks:
+    """Checks of a frame run in threads (numpy, pandas and pyarrow release the interpreter
+    lock in their loops), or one after the other, with the same result.
+
+    :meth:`run` gives each check its own :class:`ProblemLog`; calling the function it
+    returns waits for the check, appends its problems to the log given to :meth:`run` (unless
+    called with ``join=False``) and returns its result. Append them in the order the checks
+    would run one after the other, so the problems come in that order. Without threads a
+    check runs when its result is first asked for.
+    """
+
+    def __init__(self, parallel: bool = True):
+        self.parallel = parallel and not threading.current_thread().name.startswith(_WORKER_PREFIX)
+
+    def call(self, fn, *args, **kwargs):
+        """Start ``fn(*args, **kwargs)`` (a computation that adds no problems); returns the
+        function giving its result."""
+        if self.parallel:
+            return _pool().submit(fn, *args, **kwargs).result
+        done = []
+
+        def result():
+            if not done:
+                done.append(fn(*args, **kwargs))
+            return done[0]
+        return result
+
+    def run(self, log: ProblemLog, fn, f: pd.DataFrame, *args, **kwargs):
+        """Start ``fn(f, its_own_log, *args, **kwargs)``; returns the function giving its result."""
+        sub = ProblemLog(log.file, log.rows, log.overrides)
+        get = self.call(fn, f, sub, *args, **kwargs)
+        joined = []
+
+        def result(join: bool = True):
+            """The check's result; with ``join``, its problems are appended to the log (once)."""
+            out = get()
+            if join and not joined:
+                log.parts.extend(sub.parts)
+                joined.append(True)
+            return out
+        return result
 
 
 def fill(mask: np.ndarray, fmt: str, *arrays) -> np.ndarray:
@@ -101,6 +164,58 @@ def to_number(values: pd.Series, *, cleaned: bool = False) -> np.ndarray:
         return np.array(pd.to_numeric(t, errors="coerce"), dtype=float)
 
 
+def obj_full(n: int, value) -> np.ndarray:
+    """``np.full(n, value, dtype=object)`` for a text ``value`` (numpy converts a text cell
+    by cell in ``np.full``; assigning it to an empty object array does not)."""
+    out = np.empty(n, dtype=object)
+    out[:] = value
+    return out
+
+
+def string_buffers(chunk):
+    """(offsets, bytes) of one pyarrow string array as numpy views (no copy), or None for
+    another type. ``offsets`` has one entry more than the array; cell ``i`` is
+    ``bytes[offsets[i]:offsets[i + 1]]`` (whatever it holds where the cell is null)."""
+    import pyarrow as pa
+
+    if pa.types.is_large_string(chunk.type):
+        odt = np.int64
+    elif pa.types.is_string(chunk.type):
+        odt = np.int32
+    else:
+        return None
+    n = len(chunk)
+    bufs = chunk.buffers()
+    if n == 0 or bufs[1] is None:
+        return np.zeros(1, dtype=odt), np.zeros(0, dtype=np.uint8)
+    offsets = np.frombuffer(bufs[1], dtype=odt, count=chunk.offset + n + 1)[chunk.offset:]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None and bufs[2].size else np.zeros(0, dtype=np.uint8)
+    return offsets, data
+
+
+def _may_need_strip(arr) -> bool:
+    """Whether a cell of a pyarrow text column may start or end with whitespace (False only
+    when no cell starts or ends with a byte <= 0x20 or >= 0x7F: then stripping changes nothing)."""
+    for chunk in arr.chunks:
+        sb = string_buffers(chunk)
+        if sb is None:
+            return True
+        off, data = sb
+        body = data[off[0]:off[-1]]
+        if not len(body) or ((body > 0x20) & (body < 0x7F)).all():
+            continue  # no whitespace (nor a non-ASCII byte) anywhere in the chunk
+        start, end = off[:-1], off[1:]
+        some = end > start
+        if not some.all():
+            start, end = start[some], end[some]
+        if not len(start):
+            continue
+        first, last = data[start], data[end - 1]
+        if ((first <= 0x20) | (first >= 0x7F) | (last <= 0x20) | (last >= 0x7F)).any():
+            return True
+    return False
+
+
 def text(f: pd.DataFrame, col: str) -> pd.Series:
     """Column ``col`` as stripped text ('' where absent)."""
     if col not in f.columns:
@@ -111,6 +226,9 @@ def text(f: pd.DataFrame, col: str) -> pd.Series:
     arr = getattr(s.array, "_pa_array", None)
     if arr is None or arr.null_count:  # no null test of 10^6 cells when arrow knows there are none
         s = s.fillna("")
+        arr = getattr(s.array, "_pa_array", None)
+    if arr is not None and not _may_need_strip(arr):
+        return s  # no cell starts or ends with whitespace: stripping would copy 10^6 cells for nothing
     return s.str.strip()
 
 
@@ -118,6 +236,21 @@ def value_text(f: pd.DataFrame, col: str) -> pd.Series:
     """Like :func:`text` for numeric and date fields: 'NA', 'NULL', '-' ... read as empty."""
     t = text(f, col)
     return t.where(~t.isin(NULL_TOKENS), "")
+
+
+def text_codes(f: pd.DataFrame, col: str, *, null_tokens: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``factorize(text(f, col))`` (``value_text`` with ``null_tokens``), the same codes and
+    texts, with the stripping done on the distinct cells only."""
+    s = f[col] if col in f.columns else None
+    if s is None or s.dtype != "str" or getattr(s.array, "_pa_array", None) is None:
+        t = value_text(f, col) if null_tokens else text(f, col)
+        return factorize(t)
+    codes, raw = pd.factorize(s, use_na_sentinel=False)   # distinct cells in order of appearance
+    u = text(pd.DataFrame({col: pd.Series(raw, dtype="str")}), col)
+    if null_tokens:
+        u = u.where(~u.isin(NULL_TOKENS), "")
+    c2, uniq = factorize(u)   # cells equal after stripping share a code (first appearance order kept)
+    return c2[np.asarray(codes)], uniq
 
 
 def resolve_species(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, required: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -134,30 +267,42 @@ def resolve_species_coded(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *
                           required: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`resolve_species`, plus integer codes equal where the species (slug, else the
     verbatim name) are equal, and the slugs as codes into an array of distinct slugs."""
-    verbatim = text(f, "species")
-    if ctx.species:
-        verbatim = verbatim.where(verbatim != "", ctx.species)
-    codes, uniq = factorize(verbatim)
+    codes, uniq, slug_u, sci_u, key, slug_codes, s_names = species_codes(f, log, ctx, required=required)
+    return slug_u[codes], sci_u[codes], uniq[codes], key, slug_codes, s_names
+
+
+def species_codes(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, required: bool = True) -> tuple[np.ndarray, ...]:
+    """:func:`resolve_species_coded` with the per-row texts left as codes: (codes, verbatim
+    name, slug and scientific name per code, species key, slug codes, distinct slugs)."""
+    codes, uniq = text_codes(f, "species")
+    if ctx.species and len(uniq) and (uniq == "").any():
+        c2, u2 = pd.factorize(np.where(uniq != "", uniq, ctx.species).astype(object), use_na_sentinel=False)
+        codes, uniq = np.asarray(c2)[codes], np.asarray(u2, dtype=object)
     slug_u = np.array([(ctx.registry.resolve_species(v) or "") if v else "" for v in uniq], dtype=object)
     sci_u = np.array([ctx.registry.species[s].scientific_name if s else "" for s in slug_u], dtype=object)
-    slug, sci, vb = slug_u[codes], sci_u[codes], uniq[codes]
-    missing = vb == ""
+    missing_u = np.asarray(uniq == "", dtype=bool)
     if required:
-        log.add("species_missing", missing, "species",
+        log.add("species_missing", missing_u[codes], "species",
                 "no species given: add a species (scientificName) column or set species in submission.yaml")
-    unknown = (~missing) & (slug == "")
+    unknown_u = (~missing_u) & np.asarray(slug_u == "", dtype=bool)
+    unknown = unknown_u[codes]
     if unknown.any():
         hint_of = {}
-        for v in pd.unique(vb[unknown]):
+        for v in pd.unique(uniq[unknown_u]):
             hints = ctx.registry.suggest_species(v)
             hint_of[v] = (f"species {v!r} is not a registered CAMI species"
                           + (f"; did you mean {' or '.join(hints)}?" if hints else "; add it under registry.species in the configuration if it should be"))
-        log.add("species_unknown", unknown, "species", lambda i: [hint_of.get(v, "") for v in vb[i]], vb)
+        log.add("species_unknown", unknown, "species", lambda i: [hint_of.get(v, "") for v in uniq[codes[i]]], at_codes(codes, uniq))
     key_u = np.array([s if s != "" else v for s, v in zip(slug_u, uniq)], dtype=object)
     key = pd.factorize(key_u, use_na_sentinel=False)[0][codes] if len(uniq) else np.zeros(0, dtype=np.int64)
     s_codes, s_names = pd.factorize(slug_u, use_na_sentinel=False)
     slug_codes = s_codes[codes] if len(uniq) else np.zeros(0, dtype=np.int64)
-    return slug, sci, vb, key, slug_codes, np.asarray(s_names, dtype=object)
+    return codes, uniq, slug_u, sci_u, key, slug_codes, np.asarray(s_names, dtype=object)
+
+
+def at_codes(codes: np.ndarray, uniq: np.ndarray):
+    """Problem values of a column held as codes into its distinct texts, made for the flagged positions only."""
+    return lambda i: uniq[codes[i]]
 
 
 ISO2_NEIGHBOURS = dict(pair.split(":") for pair in (
@@ -172,8 +317,14 @@ their neighbours), so a neighbour's code such as 'UA' is understood."""
 def resolve_countries(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, field_name: str = "countryCode",
                       invalid_code: str = "country_invalid") -> tuple[np.ndarray, np.ndarray]:
     """ISO3 of each row's declared country ('' where none or unrecognised), and the raw text."""
-    raw = text(f, "iso3")
-    codes, uniq = factorize(raw)
+    codes, raw_u, iso_u = resolve_countries_coded(f, log, ctx, field_name=field_name, invalid_code=invalid_code)
+    return iso_u[codes], raw_u[codes]
+
+
+def resolve_countries_coded(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, field_name: str = "countryCode",
+                            invalid_code: str = "country_invalid") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`resolve_countries` as (codes, distinct raw texts, their ISO3s)."""
+    codes, uniq = text_codes(f, "iso3")
     known = set(ctx.countries.iso3)
     iso_of = {}
     for v in uniq:
@@ -186,13 +337,13 @@ def resolve_countries(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
         if iso is None and ISO2_NEIGHBOURS.get(v.upper()) in known:
             iso = ISO2_NEIGHBOURS[v.upper()]
         iso_of[v] = iso or "?"
-    iso = np.array([iso_of[v] for v in uniq], dtype=object)[codes]
-    rawv = uniq[codes]
-    bad = iso == "?"
-    log.add(invalid_code, bad, field_name, lambda i: ["country {!r} is not an ISO 3166 code or a Range State name".format(v) for v in rawv[i]],
-            rawv)
-    iso[bad] = ""
-    return iso, rawv
+    iso_u = np.array([iso_of[v] for v in uniq], dtype=object)
+    bad_u = np.asarray(iso_u == "?", dtype=bool)
+    log.add(invalid_code, bad_u[codes], field_name,
+            lambda i: ["country {!r} is not an ISO 3166 code or a Range State name".format(v) for v in uniq[codes[i]]],
+            at_codes(codes, uniq))
+    iso_u[bad_u] = ""
+    return codes, uniq, iso_u
 
 
 def resolve_dates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, warn_missing: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -201,39 +352,54 @@ def resolve_dates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, warn_m
     return iso, year
 
 
-def resolve_dates_coded(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *,
-                        warn_missing: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`resolve_dates`, plus integer codes equal where the ISO dates are equal."""
-    raw = text(f, "event_date")
-    raw = raw.where(~raw.isin(NULL_TOKENS), "")
-    codes, uniq = factorize(raw)
+def resolve_dates_coded(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, warn_missing: bool = True,
+                        values: bool = True) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray]:
+    """:func:`resolve_dates`, plus integer codes equal where the ISO dates are equal
+    (with ``values=False`` only the codes: the dates and years are None)."""
+    codes, uniq = text_codes(f, "event_date", null_tokens=True)
     iso_u, year_u, status_u = parse_dates(pd.Series(uniq, dtype=object))
     iso_u = iso_u.to_numpy(dtype=object)
-    iso, year, status = iso_u[codes], year_u[codes], status_u[codes]
-    rawv = uniq[codes]
+    iso = year = None
+    rawv = at_codes(codes, uniq)
     today = ctx.today.isoformat()
     # ISO text compares in date order, partial dates too
-    future = ((status_u == "ok") & (iso_u.astype(str) > today))[codes] if len(uniq) else np.zeros(0, dtype=bool)
+    ok_u = status_u == "ok"
+    future_u = (ok_u & (iso_u.astype(str) > today)) if len(uniq) else np.zeros(0, dtype=bool)
     iso_codes = pd.factorize(iso_u, use_na_sentinel=False)[0][codes] if len(uniq) else np.zeros(0, dtype=np.int64)
+    status = None   # per row only when a year column fills missing dates; else per distinct date
     if "year" in f.columns:
         y = parse_year(text(f, "year"))
+        status = status_u[codes]
         from_year = (status == "missing") & np.isfinite(y)
         if from_year.any():
+            iso, year = iso_u[codes], year_u[codes]
+            future = future_u[codes]
             iso_codes = None
             iso[from_year] = np.char.mod("%d", y[from_year]).astype(object)
             year[from_year] = y[from_year]
             status = np.where(from_year, "ok", status)
             future[from_year] = iso[from_year].astype(str) > today
-    bad = status == "invalid"
+        else:
+            status = None
+    if status is None:
+        bad = (status_u == "invalid")[codes]
+        old = (ok_u & (year_u < 1700))[codes]
+        future = future_u[codes]
+        missing = (status_u == "missing")[codes]
+    else:
+        bad = status == "invalid"
+        old = (status == "ok") & (year < 1700)
+        missing = status == "missing"
     log.add("date_invalid", bad, "eventDate",
             lambda i: ["date {!r} is not a real date in a form we read (YYYY-MM-DD, dd.mm.yyyy, dd/mm/yyyy, YYYY-MM, YYYY)".format(v)
-                       for v in rawv[i]],
+                       for v in rawv(i)],
             rawv)
-    old = (status == "ok") & (year < 1700)
     log.add("date_future", future, "eventDate", f"date is after today ({today})", rawv)
     log.add("date_invalid", old, "eventDate", "date is before 1700; check the year", rawv)
     if warn_missing:
-        log.add("date_missing", status == "missing", "eventDate", "no date given; the record counts for no year")
+        log.add("date_missing", missing, "eventDate", "no date given; the record counts for no year")
     if iso_codes is None:
         iso_codes = pd.factorize(iso.astype(object), use_na_sentinel=False)[0]
+    if values and iso is None:
+        iso, year = iso_u[codes], year_u[codes]
     return iso, year, iso_codes

@@ -15,8 +15,9 @@ import pandas as pd
 from ..errors import InputError
 from ..io.coords import crs_from_text, parse_degrees, to_wgs84
 from . import ProblemLog
-from .common import CheckContext, factorize, lookup, value_text, resolve_countries, resolve_dates_coded, resolve_species_coded, text, to_number
-from .geo import within_km_of
+from .common import (PARALLEL_MIN_ROWS, CheckContext, Tasks, at_codes, obj_full, resolve_countries_coded, resolve_dates_coded,
+                     species_codes, text, text_codes, to_number)
+from .geo import geod
 
 TRANSFORMS = [
     # (label, is a swap, function lon, lat -> lon', lat'); simplest first
@@ -34,11 +35,15 @@ STATUS = {"present": "present", "absent": "absent", "detected": "present", "notd
           "присутствует": "present", "отсутствует": "absent", "есть": "present", "нет": "absent"}
 
 
-def coordinates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def coordinates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs: str | None = None,
+                lon_ahead=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """WGS84 lon/lat for each row from decimal degrees, DMS text or projected x/y.
 
     Returns lon, lat, decimals (digits after the decimal separator, the smaller of the two;
     -1 where the coordinates were DMS or projected).
+
+    ``lon_ahead``: the function giving ``parse_degrees`` of the decimal_longitude column,
+    when the caller started it already (see :func:`_lon_ahead`).
     """
     n = len(f)
     if not ({"decimal_latitude", "decimal_longitude", "x", "y"} & set(f.columns)) and "coordinates" in f.columns:
@@ -89,7 +94,10 @@ def coordinates(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs
         log.add("coords_out_of_range", fail, f"{lon_name}/{lat_name}", "x/y cannot be transformed to WGS84 from the declared CRS")
         return lon, lat, decimals
     lat, lat_empty, lat_dec = parse_degrees(lat_t, "lat", stripped=True)   # text() stripped them
-    lon, lon_empty, lon_dec = parse_degrees(lon_t, "lon", stripped=True)
+    if lon_ahead is not None and lon_col == "decimal_longitude":
+        lon, lon_empty, lon_dec = lon_ahead()
+    else:
+        lon, lon_empty, lon_dec = parse_degrees(lon_t, "lon", stripped=True)
     missing = lat_empty | lon_empty
     if lat_col not in f.columns and lon_col not in f.columns:
         log.add("coords_missing", missing, "decimalLatitude/decimalLongitude",
@@ -132,31 +140,83 @@ def _at(t: pd.Series):
     return lambda i: t.iloc[i].to_numpy(dtype=object)
 
 
-def _duplicated(key: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(``key.duplicated(keep="first")``, positions of ``key.duplicated(keep=False)``).
+def _canonical_bits(a: np.ndarray) -> np.ndarray:
+    """The bits of float values, equal where pandas finds the values equal (0.0 and -0.0;
+    every NaN)."""
+    a = a.astype(np.float64) + 0.0                  # -0.0 -> 0.0
+    np.copyto(a, np.nan, where=np.isnan(a))         # one NaN
+    return a.view(np.uint64)
 
-    A 64-bit hash of each row finds the few rows that may have an equal; the exact pandas
-    test runs on those rows only (rows with a unique hash have no duplicate).
-    """
-    n = len(key)
-    h = np.zeros(n, dtype=np.uint64)
+
+def _repeated(h: np.ndarray) -> np.ndarray:
+    """Positions (ascending) whose value occurs more than once in ``h`` (uint64)."""
+    s = np.sort(h)
+    vals = s[1:][s[1:] == s[:-1]]              # the repeated values
+    if not len(vals):
+        return np.zeros(0, dtype=np.intp)
+    top = np.uint64(44)                         # a table of the values' top 20 bits finds the candidates
+    seen = np.zeros(1 << 20, dtype=bool)
+    seen[(vals >> top).astype(np.intp)] = True
+    cand = np.flatnonzero(seen[(h >> top).astype(np.intp)])
+    return cand[np.isin(h[cand], vals)]
+
+
+def _same_place(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Positions (ascending) that may share their coordinates with another row: those whose
+    64-bit hash of the coordinates is not unique (equal coordinates, as pandas compares
+    them, have equal hashes)."""
+    mult = np.uint64(0x9E3779B97F4A7C15)
+    shift = np.uint64(31)
+    h = np.zeros(len(lon), dtype=np.uint64)
     with np.errstate(all="ignore"):
-        for c in key.columns:
-            a = key[c].to_numpy()
-            if a.dtype.kind == "f":
-                a = np.where(a == 0, 0.0, a)                    # -0.0 equals 0.0
-                a = np.where(np.isnan(a), np.nan, a).astype(np.float64).view(np.uint64)  # one NaN
-            else:
-                a = a.astype(np.int64).view(np.uint64)
-            h = (h ^ a) * np.uint64(0x9E3779B97F4A7C15)
-            h ^= h >> np.uint64(31)
-    maybe = np.flatnonzero(pd.Series(h).duplicated(keep=False).to_numpy())
+        for a in (lon, lat):
+            h ^= _canonical_bits(a)
+            h *= mult
+            h ^= h >> shift
+    return _repeated(h)
+
+
+def _duplicated(cols: dict[str, np.ndarray], maybe: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``key.duplicated(keep="first")``, positions of ``key.duplicated(keep=False)``) for the
+    frame ``key`` of the equal-length arrays ``cols``, given ``maybe``: positions ascending,
+    a superset of the rows with an equal row (see :func:`_same_place`). The exact pandas
+    test runs on those rows only."""
+    n = len(next(iter(cols.values())))
     dup = np.zeros(n, dtype=bool)
     if not len(maybe):
         return dup, maybe
-    sub = key.iloc[maybe]
+    sub = pd.DataFrame({k: a[maybe] for k, a in cols.items()})
     dup[maybe] = sub.duplicated(keep="first").to_numpy()
     return dup, maybe[sub.duplicated(keep=False).to_numpy()]
+
+
+def _near(lon: np.ndarray, lat: np.ndarray, rows: np.ndarray, codes: np.ndarray, rx: np.ndarray, ry: np.ndarray,
+          km: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cami_geo.checks.geo.within_km_of` for the points where ``rows`` (a mask; finite
+    lon/lat there) holds and the reference points ``rx[codes]``, ``ry[codes]``, with the
+    per-reference values computed once per reference point: (within ``km``, distance in km
+    where tested)."""
+    n = len(lon)
+    hit = np.zeros(n, dtype=bool)
+    dist = np.full(n, np.nan)
+    ok_ref = np.isfinite(rx) & np.isfinite(ry)
+    dlat = km / 110.0 + 1e-9
+    coslat = np.cos(np.radians(np.clip(np.abs(ry), 0, 89)))
+    dlon = dlat / np.where(coslat > 0.01, coslat, 0.01)
+    ry_ok = np.where(ok_ref, ry, np.nan)   # no reference point: never near
+    with np.errstate(invalid="ignore"):
+        near_lat = np.abs(lat - ry_ok[codes]) <= dlat
+        near_lat &= rows
+        cand = np.flatnonzero(near_lat)
+        c = codes[cand]
+        cand = cand[np.abs(lon[cand] - rx[c]) <= dlon[c]]
+    if len(cand):
+        c = codes[cand]
+        _, _, d = geod().inv(lon[cand], lat[cand], rx[c], ry[c])
+        d = np.asarray(d) / 1000.0
+        dist[cand] = d
+        hit[cand] = d <= km
+    return hit, dist
 
 
 def _transform_fits(lon, lat, idx, targets, ctx) -> tuple[np.ndarray, np.ndarray]:
@@ -175,6 +235,88 @@ def _transform_fits(lon, lat, idx, targets, ctx) -> tuple[np.ndarray, np.ndarray
         label[sub] = [f"{name}: the point then falls in {w}" for w in where[fits]]
         swap[sub] = is_swap
     return label, swap
+
+
+def _uncertainty(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext) -> np.ndarray:
+    """coordinateUncertaintyInMeters in metres (NaN where unknown), with its problems."""
+    n = len(f)
+    if "coordinate_uncertainty_m" in f.columns:
+        u_codes, u_text = text_codes(f, "coordinate_uncertainty_m", null_tokens=True)
+        unc_u = to_number(pd.Series(u_text, dtype="str"))   # per distinct text
+        unc = unc_u[u_codes]
+        with np.errstate(invalid="ignore"):
+            unc_bad = ((u_text != "") & (np.isnan(unc_u) | (unc_u < 0)))[u_codes]
+        log.add("uncertainty_invalid", unc_bad, "coordinateUncertaintyInMeters", "not a positive number of metres; treated as unknown",
+                at_codes(u_codes, u_text))
+        log.add("uncertainty_zero", unc == 0, "coordinateUncertaintyInMeters", "0 m is not a valid uncertainty; treated as unknown")
+        max_unc = ctx.threshold("max_uncertainty_m", 20000)
+        log.add("uncertainty_large", unc > max_unc, "coordinateUncertaintyInMeters",
+                f"uncertainty above {max_unc:g} m; the record is kept out of AOO", at_codes(u_codes, u_text))
+        return np.where(unc_bad | (unc == 0), np.nan, unc)
+    return np.full(n, np.nan)   # no column: every uncertainty unknown, nothing to report
+
+
+def _counts_status(f: pd.DataFrame, log: ProblemLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """individualCount (NaN where not given or invalid), occurrenceStatus, and whether it is
+    'present', with their problems."""
+    n = len(f)
+    if "individual_count" in f.columns:
+        c_codes, c_text = text_codes(f, "individual_count", null_tokens=True)
+        cnt_u = to_number(pd.Series(c_text, dtype="str"))   # per distinct text
+        with np.errstate(invalid="ignore"):
+            bad_u = (c_text != "") & (np.isnan(cnt_u) | (cnt_u < 0) | (cnt_u != np.round(cnt_u)))
+        log.add("count_invalid", bad_u[c_codes], "individualCount", "individualCount must be a whole number of 0 or more",
+                at_codes(c_codes, c_text))
+        cnt = np.where(bad_u, np.nan, cnt_u)[c_codes]
+    else:
+        cnt = np.full(n, np.nan)
+    if "occurrence_status" in f.columns:
+        st_codes, st_uniq = text_codes(f, "occurrence_status")
+        st_map = {v: STATUS.get(re.sub(r"[\s_-]", "", str(v).casefold())) for v in st_uniq}
+        status_u = np.array([st_map.get(k) for k in st_uniq], dtype=object)
+        st_unknown_u = np.asarray(pd.isna(status_u), dtype=bool)
+        log.add("status_unknown", st_unknown_u[st_codes], "occurrenceStatus", "occurrenceStatus not present/absent; kept as present",
+                at_codes(st_codes, st_uniq))
+        status_u = np.where(st_unknown_u, "present", status_u)
+        status = status_u[st_codes]
+        present = np.asarray(status_u == "present", dtype=bool)[st_codes]
+    else:  # no column: every record present (STATUS[""])
+        status = obj_full(n, "present")
+        present = np.ones(n, dtype=bool)
+    return cnt, status, present
+
+
+def _lon_ahead(f: pd.DataFrame, task: Tasks):
+    """Start ``parse_degrees`` of the decimal_longitude column as :func:`coordinates` will
+    need it (None when it will not read that column)."""
+    if "decimal_latitude" not in f.columns and "decimal_longitude" not in f.columns:
+        return None
+    return task.call(lambda: parse_degrees(text(f, "decimal_longitude"), "lon", stripped=True))
+
+
+def _centroids_ahead(countries, iso3s: list[str]) -> None:
+    """Fill the centroid cache of ``countries`` (an error is left for the real request)."""
+    try:
+        countries.centroids(iso3s)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _proximity(lon, lat, has_iso, iso_c, names, ctx: CheckContext, centroids_ahead=None):
+    """Points near the centroid (area centroid) or the capital of their country: (near the
+    centroid, km to it, near the capital, km to it, capital names)."""
+    if centroids_ahead is not None:
+        centroids_ahead()
+    cent = ctx.countries.centroids([names[k] for k in pd.unique(iso_c) if k])
+    cx = np.array([cent.get(k, (np.nan, np.nan))[0] for k in names], dtype=float)
+    cy = np.array([cent.get(k, (np.nan, np.nan))[1] for k in names], dtype=float)
+    near_c, dc = _near(lon, lat, has_iso, iso_c, cx, cy, ctx.threshold("centroid_km", 1))
+    cap = {i: (s.capital_lon, s.capital_lat, s.capital) for i, s in ctx.registry.states.items()}
+    kx = np.array([cap[k][0] if k in cap else np.nan for k in names], dtype=float)
+    ky = np.array([cap[k][1] if k in cap else np.nan for k in names], dtype=float)
+    kname = _Coded(np.array([cap[k][2] if k in cap else "the capital" for k in names], dtype=object), iso_c)
+    near_k, dk = _near(lon, lat, has_iso, iso_c, kx, ky, ctx.threshold("capital_km", 10))
+    return near_c, dc, near_k, dk, kname
 
 
 def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, file_crs: str | None = None,
@@ -199,7 +341,23 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     """
     n = len(f)
     reg = ctx.registry
-    lon, lat, decimals = coordinates(f, log, ctx, file_crs=file_crs)
+    # The checks of single columns (species, country, uncertainty, dates, counts, status)
+    # run beside the coordinate checks, each writing to its own log; their problems join
+    # `log` in the order of the checks, as if they had run one after the other.
+    task = Tasks(parallel=n >= PARALLEL_MIN_ROWS)
+    lon_ahead = _lon_ahead(f, task) if task.parallel else None
+    # the declared countries in this thread, while the other parses the longitudes
+    countries = Tasks(parallel=False).run(log, resolve_countries_coded, f, ctx)
+    species = task.run(log, species_codes, f, ctx)
+    if task.parallel:
+        task.call(geod)   # pyproj's import, beside the work below (distances need it)
+    dates = task.run(log, resolve_dates_coded, f, ctx, values=records)
+    counts_status = task.run(log, _counts_status, f)
+    uncertainty = task.run(log, _uncertainty, f, ctx)
+    if task.parallel:
+        countries(join=False)
+    lon, lat, decimals = coordinates(f, log, ctx, file_crs=file_crs, lon_ahead=lon_ahead)
+    same_place = task.call(_same_place, lon, lat)   # for the duplicates (at the end), meanwhile
     finite = np.isfinite(lon) & np.isfinite(lat)
     out_range = finite & ((np.abs(lat) > 90) | (np.abs(lon) > 180))
     metres = out_range & (np.abs(lat) > 1000) & (np.abs(lon) > 1000)
@@ -212,11 +370,16 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     log.add("coords_zero", zero, "decimalLatitude/decimalLongitude", "latitude or longitude is exactly 0 (a blank stored as zero?)")
     usable = finite & ~out_range & ~zero
 
-    slug, sci, verbatim, species_key, slug_codes, slug_names = resolve_species_coded(f, log, ctx)
-    declared, declared_raw = resolve_countries(f, log, ctx)
+    c_codes, c_raw, c_iso = countries(join=False)   # its problems follow the species' (below)
+    centroids_ahead = (task.call(_centroids_ahead, ctx.countries, [c for c in pd.unique(c_iso) if c])
+                       if task.parallel else None)   # centroids of the declared countries, computed meanwhile
+    declared = _Coded(c_iso, c_codes)
+    du_codes, d_uniq = pd.factorize(c_iso, use_na_sentinel=False)   # = pd.factorize(declared), from the distinct texts
+    d_codes = np.asarray(du_codes)[c_codes]
+    d_uniq = np.asarray(d_uniq, dtype=object)
+    raw_empty = np.asarray(c_raw == "", dtype=bool)[c_codes]
 
     # countries as codes into `names` (0: none): the boundary layer's, then other declared ones
-    d_codes, d_uniq = pd.factorize(np.asarray(declared, dtype=object), use_na_sentinel=False)
     names_l = [""] + list(dict.fromkeys(ctx.countries.iso3))
     in_layer = set(names_l)
     names_l += [v for v in dict.fromkeys(d_uniq) if v not in in_layer]
@@ -226,13 +389,14 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     decl = np.array([code_of[v] for v in d_uniq], dtype=np.int64)[d_codes] if len(d_uniq) else np.zeros(n, dtype=np.int64)
 
     # where each point lies (declared country tested first)
-    ulon = np.where(usable, lon, np.nan)
-    ulat = np.where(usable, lat, np.nan)
-    loc_idx = ctx.countries.locate_index(ulon, ulat, first=declared)
+    loc_idx = ctx.countries.locate_index(lon, lat, first_codes=(d_codes, d_uniq), valid=usable)
     loc = np.array([code_of[v] for v in ctx.countries.iso3] + [0], dtype=np.int64)[loc_idx]
     located = _Coded(names, loc)
     tol_km = ctx.threshold("border_tolerance_km", 10)
     iso_c = np.where(decl != 0, decl, loc)
+    sp_codes, verbatim_u, slug_u, sci_u, species_key, slug_codes, slug_names = species()
+    countries()   # its problems after the species' (the order of the checks)
+    slug, sci = _Coded(slug_u, sp_codes), _Coded(sci_u, sp_codes)
 
     # outside the declared country
     outside = usable & (decl != 0) & (loc != decl)
@@ -255,16 +419,18 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
         near_ok = near_ok | sea_near
         at_sea = at_sea & ~sea_near
     iso3 = _Coded(names, iso_c)
+    proximity = task.call(_proximity, lon, lat, usable & (iso_c != 0), iso_c, names, ctx, centroids_ahead)
     mismatch = outside & ~near_ok & (loc != 0)
     # species range
     species_states = {s: set(reg.species[s].range_states) for s in slug_names if s}
     point_c = np.where(near_ok, iso_c, loc)
     point_iso = _Coded(names, point_c)
-    in_species_range = np.zeros(n, dtype=bool)
+    # whether each (species, country) pair is in range, looked up by codes
+    in_range_of = np.zeros((len(slug_names), len(names_l)), dtype=bool)
     for k, s_ in enumerate(slug_names):
         if s_:
-            sel = slug_codes == k
-            in_species_range[sel] = np.isin(point_c[sel], [code_of[c] for c in species_states[s_] if c in code_of and c])
+            in_range_of[k, [code_of[c] for c in species_states[s_] if c in code_of and c]] = True
+    in_species_range = in_range_of[slug_codes, point_c] if len(slug_names) else np.zeros(n, dtype=bool)
     is_range_state = np.array([bool(ctx.countries.range_state.get(c, False)) for c in names_l], dtype=bool)[point_c]
     has_species = np.array([s_ != "" for s_ in slug_names], dtype=bool)[slug_codes] if len(slug_names) else np.zeros(n, dtype=bool)
     land = usable & (point_c != 0)
@@ -295,10 +461,11 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
         hit = label != ""
         m_swap = np.zeros(n, dtype=bool)
         m_flip = np.zeros(n, dtype=bool)
-        reasons = np.full(n, "", dtype=object)
         m_swap[idx[hit & swap]] = True
         m_flip[idx[hit & ~swap]] = True
-        reasons[idx[hit]] = label[hit]
+
+        def reasons(i):   # the label of each flagged position (a position of idx)
+            return label[np.searchsorted(idx, i)]
         vals = fill(m_swap | m_flip, "{:g}, {:g}", lat, lon)
         log.add("coords_swapped", m_swap, "decimalLatitude/decimalLongitude", reasons, vals)
         log.add("coords_sign_flipped", m_flip, "decimalLatitude/decimalLongitude", reasons, vals)
@@ -306,7 +473,7 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     log.add("country_mismatch", mismatch & ~transformed, "countryCode",
             fill(mismatch, "point lies in {}, {:.1f} km outside the declared country {} (border tolerance " + f"{tol_km:g} km)",
                  located, dist, declared),
-            declared_raw)
+            at_codes(c_codes, c_raw))
     far_declared = outside & ~near_ok & (located == "")
     log.add("at_sea", (at_sea | far_declared) & ~transformed, "decimalLatitude/decimalLongitude",
             "point is not on land in any country of the boundary layer (at sea, or outside the mapped region)")
@@ -316,25 +483,15 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
             fill(not_listed, "point lies in {}, a Range State where {} is not listed", point_iso, sci))
     log.add("near_border", near_ok, "decimalLatitude/decimalLongitude",
             fill(near_ok, "point lies {:.1f} km outside {}, within the " + f"{tol_km:g} km border tolerance",
-                 np.where(np.isfinite(dist), dist, 0.0), iso3))
-    filled = (declared_raw == "") & (iso_c != 0) & usable
+                 dist, iso3))   # finite where near_ok
+    filled = raw_empty & (iso_c != 0) & usable
     log.add("country_filled", filled, "countryCode",
             fill(filled, "no country given; filled as {} from the point", iso3))
 
-    # proximity to centroids and capitals
-    cent = ctx.countries.centroids([names_l[k] for k in pd.unique(iso_c) if k])
-    has_iso = usable & (iso_c != 0)
-    iso_f = (iso_c, names)
-    cx = lookup(iso_f, {k: v[0] for k, v in cent.items()}, np.nan, dtype=float)
-    cy = lookup(iso_f, {k: v[1] for k, v in cent.items()}, np.nan, dtype=float)
-    near_c, dc = within_km_of(np.where(has_iso, lon, np.nan), lat, cx, cy, ctx.threshold("centroid_km", 1))
+    # proximity to centroids and capitals (computed meanwhile)
+    near_c, dc, near_k, dk, kname = proximity()
     log.add("near_centroid", near_c, "decimalLatitude/decimalLongitude",
             fill(near_c, "point lies {:.2f} km from the centroid of {} (a georeferencing default?)", dc, iso3))
-    cap = {i: (s.capital_lon, s.capital_lat, s.capital) for i, s in reg.states.items()}
-    kx = lookup(iso_f, {k: v[0] for k, v in cap.items()}, np.nan, dtype=float)
-    ky = lookup(iso_f, {k: v[1] for k, v in cap.items()}, np.nan, dtype=float)
-    kname = lookup(iso_f, {k: v[2] for k, v in cap.items()}, "the capital")
-    near_k, dk = within_km_of(np.where(has_iso, lon, np.nan), lat, kx, ky, ctx.threshold("capital_km", 10))
     log.add("near_capital", near_k, "decimalLatitude/decimalLongitude",
             fill(near_k, "point lies {:.1f} km from {}, the capital of {}", dk, kname, iso3))
     equal = usable & (np.abs(lat) == np.abs(lon))
@@ -344,53 +501,24 @@ def check_occurrences(f: pd.DataFrame, log: ProblemLog, ctx: CheckContext, *, fi
     log.add("few_decimals", few, "decimalLatitude/decimalLongitude",
             fill(few, "coordinates have {} decimal(s), fewer than " + f"{min_dec} (imprecise, or degrees-minutes read as decimals?)", decimals))
 
-    # uncertainty
-    if "coordinate_uncertainty_m" in f.columns:
-        unc_t = value_text(f, "coordinate_uncertainty_m")
-        unc = to_number(unc_t)
-        unc_bad = (unc_t != "").to_numpy() & (np.isnan(unc) | (unc < 0))
-        log.add("uncertainty_invalid", unc_bad, "coordinateUncertaintyInMeters", "not a positive number of metres; treated as unknown", _at(unc_t))
-        log.add("uncertainty_zero", unc == 0, "coordinateUncertaintyInMeters", "0 m is not a valid uncertainty; treated as unknown")
-        max_unc = ctx.threshold("max_uncertainty_m", 20000)
-        log.add("uncertainty_large", unc > max_unc, "coordinateUncertaintyInMeters",
-                f"uncertainty above {max_unc:g} m; the record is kept out of AOO", _at(unc_t))
-        unc = np.where(unc_bad | (unc == 0), np.nan, unc)
-    else:  # no column: every uncertainty unknown, nothing to report
-        unc = np.full(n, np.nan)
-
-    # dates, counts, status
-    event_date, year, date_key = resolve_dates_coded(f, log, ctx)
-    if "individual_count" in f.columns:
-        cnt_t = value_text(f, "individual_count")
-        cnt = to_number(cnt_t)
-        cnt_bad = (cnt_t != "").to_numpy() & (np.isnan(cnt) | (cnt < 0) | (cnt != np.round(cnt)))
-        log.add("count_invalid", cnt_bad, "individualCount", "individualCount must be a whole number of 0 or more", _at(cnt_t))
-        cnt = np.where(cnt_bad, np.nan, cnt)
-    else:
-        cnt = np.full(n, np.nan)
-    if "occurrence_status" in f.columns:
-        st_t = text(f, "occurrence_status")
-        st_codes, st_uniq = factorize(st_t)
-        st_map = {v: STATUS.get(re.sub(r"[\s_-]", "", str(v).casefold())) for v in st_uniq}
-        status = lookup((st_codes, st_uniq), st_map)
-        st_unknown = pd.isna(status)
-        log.add("status_unknown", st_unknown, "occurrenceStatus", "occurrenceStatus not present/absent; kept as present", _at(st_t))
-        status = np.where(st_unknown, "present", status)
-    else:  # no column: every record present (STATUS[""])
-        status = np.full(n, "present", dtype=object)
+    unc = uncertainty()
+    event_date, year, date_key = dates()
+    cnt, status, present = counts_status()
 
     # duplicates: same species, coordinates, date and status as an earlier row
-    key = pd.DataFrame({"s": species_key, "x": lon, "y": lat, "d": date_key, "st": status == "present", "n": cnt})
-    dup, grouped = _duplicated(key)   # grouped: only rows in groups of 2+
+    key = {"s": species_key, "x": lon, "y": lat, "d": date_key, "st": present, "n": cnt}
+    dup, grouped = _duplicated(key, same_place())   # grouped: only rows in groups of 2+
     dup &= finite
     if dup.any():
-        sub = key.iloc[grouped].assign(pos=grouped)
+        sub = pd.DataFrame({k: a[grouped] for k, a in key.items()}).assign(pos=grouped)
         firsts = np.zeros(n, dtype=np.int64)
         firsts[grouped] = sub.groupby(["s", "x", "y", "d", "st", "n"], dropna=False, sort=False)["pos"].transform("first").to_numpy()
         log.add("duplicate", dup, "row", fill(dup, "exact duplicate of row {} (same species, coordinates, date, status and count)", log.rows[firsts]))
 
     if not records:
         return pd.DataFrame(index=range(n))
+
+    sci, slug, verbatim = sci_u[sp_codes], slug_u[sp_codes], verbatim_u[sp_codes]
 
     def obj(a):
         return pd.Series(a, dtype=object, copy=False) if isinstance(a, np.ndarray) else a

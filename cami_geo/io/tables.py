@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-
-DELIMITERS = (",", ";", "\t", "|")
-MAX_TITLE_ROWS = 30
+from .csvfast import (DELIMITERS, MAX_TITLE_ROWS, _AsciiText, _ascii_text, _head_lines, _split_lines,  # noqa: F401
+                      arrow_csv, sniff_layout, take_prefetched)
 
 
 @dataclass
@@ -105,48 +104,19 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
 
 # -- delimiter and header ----------------------------------------------------------------
 
-def _split_lines(lines: list[str], delim: str) -> list[list[str]]:
-    try:
-        return list(csv.reader(lines, delimiter=delim))
-    except csv.Error:
-        return [ln.split(delim) for ln in lines]
-
-
-def sniff_layout(lines: list[str]) -> tuple[str, int]:
-    """(delimiter, index of the header line) from the first lines of a text table.
-
-    The delimiter is the one giving the most lines with the same number (> 1) of fields;
-    the header is the first line with at least half that many non-empty cells (title rows
-    above it hold one or two cells).
-    """
-    best = (",", 1, 0)
-    for delim in DELIMITERS:
-        rows = _split_lines(lines, delim)
-        counts = Counter(len(r) for r in rows if len(r) > 1)
-        if not counts:
-            continue
-        width, freq = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
-        if (freq, width) > (best[2], best[1]):
-            best = (delim, width, freq)
-    delim, width, _ = best
-    rows = _split_lines(lines, delim)
-    need = max(2, (width + 1) // 2) if width > 1 else 1
-    for i, row in enumerate(rows):
-        if sum(1 for c in row if c.strip()) >= need:
-            return delim, i
-    return delim, 0
-
-
-def read_csv_text(text: str, name: str, *, encoding: str = "", raw: bytes | None = None) -> Table:
+def read_csv_text(text: str, name: str, *, encoding: str = "", raw: bytes | None = None,
+                  prefetched: dict | None = None) -> Table:
     """Parse a decoded text table (any delimiter, title rows above the header)."""
     head = _head_lines(text, MAX_TITLE_ROWS + 20)
     if not any(ln.strip() for ln in head):
         raise InputError(f"{name} is empty.")
     delim, header_idx = sniff_layout(head)
-    frame = _read_arrow(text, delim, header_idx, head, raw=raw)
+    frame = _read_arrow(text, delim, header_idx, head, raw=raw, prefetched=prefetched)
     if frame is not None:
         ragged: dict[int, int] = {}
     else:
+      if isinstance(text, _AsciiText):
+        text = text.text()
       try:
         frame = pd.read_csv(io.StringIO(text), sep=delim, skiprows=header_idx, header=0, dtype=str,
                             keep_default_na=False, na_filter=False, skip_blank_lines=False,
@@ -167,21 +137,13 @@ def read_csv_text(text: str, name: str, *, encoding: str = "", raw: bytes | None
     return drop_blank_rows(table)
 
 
-def _head_lines(text: str, k: int) -> list[str]:
-    """``text.splitlines()[:k]`` without splitting the whole of a large text."""
-    size = 65536
-    while size < len(text):
-        lines = text[:size].splitlines()
-        if len(lines) > k:  # line k exists, so lines 0..k-1 are complete
-            return lines[:k]
-        size *= 4
-    return text.splitlines()[:k]
+def _read_arrow(text: str, delim: str, header_idx: int, head: list[str], *, raw: bytes | None = None,
+                prefetched: dict | None = None) -> pd.DataFrame | None:
+    """Fast path with pyarrow for a regular table (no blank or ragged lines); None otherwise.
 
-
-def _read_arrow(text: str, delim: str, header_idx: int, head: list[str], *, raw: bytes | None = None) -> pd.DataFrame | None:
-    """Fast path with pyarrow for a regular table (no blank or ragged lines); None otherwise."""
+    ``prefetched``: what :func:`cami_geo.io.csvfast.prefetch` read of the same bytes (its
+    table is used when it was parsed with this layout)."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
 
     if len(text) < 1_000_000:
         return None  # small files: the pandas C parser is fast enough and keeps blank lines
@@ -189,15 +151,17 @@ def _read_arrow(text: str, delim: str, header_idx: int, head: list[str], *, raw:
     if not header or len(set(header[0])) != len(header[0]):
         return None
     names = header[0]
-    try:
-        table = pacsv.read_csv(
-            pa.py_buffer(raw if raw is not None else text.encode("utf-8")),
-            read_options=pacsv.ReadOptions(skip_rows=header_idx + 1, column_names=names, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=False, ignore_empty_lines=False),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowException):
-        return None
+    data = raw if raw is not None else text.encode("utf-8")
+    layout = (delim, header_idx, tuple(names))
+    if prefetched is not None and prefetched.get("data") is data and prefetched.get("layout") == layout:
+        table = prefetched.get("table")   # None: pyarrow refused the table
+        if table is None:
+            return None
+    else:
+        try:
+            table = arrow_csv(data, delim, header_idx, names)
+        except (pa.ArrowInvalid, pa.ArrowException):
+            return None
     frame = table.to_pandas()
     for c in frame.columns:
         if frame[c].dtype != "str":
@@ -270,15 +234,23 @@ def read_csv(path: str | Path, *, name: str | None = None) -> Table:
     """Read a CSV/TSV file in any common encoding and delimiter (see module docstring)."""
     path = Path(path)
     name = name or path.name
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{name} cannot be read ({exc.strerror}).") from None
+    pre = take_prefetched(path)
+    if pre is not None:
+        data = pre["data"]
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{name} cannot be read ({exc.strerror}).") from None
     if data[:4] == b"PK\x03\x04":
         raise InputError(f"{name} is a zip archive, not a text table; name it .zip or .xlsx.")
-    text, enc = decode(data, name)
+    ascii_text = _ascii_text(data, name, is_ascii=pre.get("ascii") if pre else None)
+    if ascii_text is not None:
+        text, enc = ascii_text, "utf-8"
+    else:
+        text, enc = decode(data, name)
     raw = data[3:] if enc == "utf-8-sig" else data if enc == "utf-8" else None
-    table = read_csv_text(text, name, encoding=enc, raw=raw)
+    table = read_csv_text(text, name, encoding=enc, raw=raw, prefetched=pre)
     table.notes.append(f"read as {enc}, delimiter {table.delimiter!r}, header on row {table.header_row}")
     return table
 
