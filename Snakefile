@@ -41,3 +41,31 @@ rule all:
     default_target: True
     input:
         PLAN.targets(),
+
+
+# The stage worker (cami_geo/stageworker.py): during a local run, jobs run in children of
+# one process that has imported the libraries already. `--config stage_worker=false` or
+# `stage_worker: false` in config/config.yaml turns it off; cluster runs never use it.
+STAGE_WORKER = {}
+
+
+onstart:
+    if config.get("stage_worker", True) and workflow.local_exec and workflow.exec_mode.name == "DEFAULT":
+        from cami_geo import stageworker
+
+        Path("logs").mkdir(exist_ok=True)
+        STAGE_WORKER["proc"], STAGE_WORKER["path"] = stageworker.start("logs/stage_worker.log")
+
+
+onsuccess:
+    if STAGE_WORKER:
+        from cami_geo import stageworker
+
+        stageworker.stop(STAGE_WORKER["proc"], STAGE_WORKER["path"])
+
+
+onerror:
+    if STAGE_WORKER:
+        from cami_geo import stageworker
+
+        stageworker.stop(STAGE_WORKER["proc"], STAGE_WORKER["path"])

@@ -1,7 +1,7 @@
 """Benchmark the whole pipeline and each stage on synthetic trees of 10^4, 10^5, 10^6 records.
 
     .venv/bin/python benchmarks/pipeline.py [--records 10000 100000 1000000] [--cores 2]
-        [--species all|SLUG ...] [--keep DIR]
+        [--species all|SLUG ...] [--keep DIR] [--no-worker]
 
 For each size: `cami-geo synth` writes a tree in a temporary folder, then `snakemake` runs
 on it with `--cores`; per-stage wall time and peak memory come from Snakemake's
@@ -28,6 +28,9 @@ from pathlib import Path
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from cami_geo.stageworker import FIGURES_PREFIX  # noqa: E402
 
 
 def snakemake(workdir: Path, cores: int, *extra: str) -> tuple[float, str]:
@@ -41,14 +44,32 @@ def snakemake(workdir: Path, cores: int, *extra: str) -> tuple[float, str]:
     return wall, proc.stdout + proc.stderr
 
 
+def worker_figures(log: Path) -> dict[str, float] | None:
+    """The figures the stage worker appended to a job's log (cami_geo.stageworker), if any."""
+    if not log.exists():
+        return None
+    for line in reversed(log.read_text(encoding="utf-8", errors="replace").splitlines()):
+        if line.startswith(FIGURES_PREFIX):
+            return {k: float(v) for k, v in re.findall(r"(\w+)=([\d.]+)", line)}
+    return None
+
+
 def stage_table(workdir: Path) -> pd.DataFrame:
+    """Per stage: jobs, wall time (Snakemake's benchmark files: the job as Snakemake saw it),
+    CPU time and peak RSS (of the forked child when the stage worker ran the job, from the
+    job's log, since the benchmark file then measures only the job's small client process)."""
     rows = []
-    for tsv in (workdir / "logs" / "benchmarks").rglob("*.tsv"):
+    bench = workdir / "logs" / "benchmarks"
+    for tsv in bench.rglob("*.tsv"):
         df = pd.read_csv(tsv, sep="\t")
         stage = tsv.parent.name if tsv.parent.name != "benchmarks" else tsv.stem
         if stage in ("maps", "reports"):
             stage = f"{stage}:{tsv.stem.split('_')[0]}"
-        rows.append({"stage": stage, "s": df["s"].iloc[0], "cpu_s": df["cpu_time"].iloc[0], "max_rss_mb": df["max_rss"].iloc[0]})
+        row = {"stage": stage, "s": df["s"].iloc[0], "cpu_s": df["cpu_time"].iloc[0], "max_rss_mb": df["max_rss"].iloc[0]}
+        fig = worker_figures(workdir / "logs" / tsv.relative_to(bench).with_suffix(".log"))
+        if fig:
+            row.update(cpu_s=fig["cpu_s"], max_rss_mb=fig["max_rss_mb"])
+        rows.append(row)
     t = pd.DataFrame(rows)
     return t.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), max_job_s=("s", "max"), cpu_s=("cpu_s", "sum"),
                                   peak_rss_mb=("max_rss_mb", "max")).reset_index()
@@ -60,6 +81,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--species", nargs="+", default=["all"])
     ap.add_argument("--keep", type=Path)
+    ap.add_argument("--no-worker", action="store_true", help="run every job in its own process (stage_worker=false)")
     args = ap.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {platform.python_version()}, cores={args.cores}")
     for n in args.records:
@@ -71,7 +93,8 @@ def main() -> None:
         if args.species != ["all"]:
             (work / "config").mkdir(exist_ok=True)
             (work / "config" / "config.yaml").write_text("species: [" + ", ".join(args.species) + "]\n")
-        wall, _ = snakemake(work, args.cores)
+        extra = ("--config", "stage_worker=false") if args.no_worker else ()
+        wall, _ = snakemake(work, args.cores, *extra)
         table = stage_table(work)
         print(f"\n## {n:,} records (synth {synth_s:.1f} s); end to end {wall:.1f} s, "
               f"CPU time summed over jobs {table.cpu_s.sum():.1f} s, largest job peak RSS {table.peak_rss_mb.max():.0f} MB")
@@ -82,7 +105,7 @@ def main() -> None:
         lines = occ.read_text(encoding="utf-8").splitlines(keepends=True)
         keep = len(lines) - max(1, (len(lines) - 1) // 100)
         occ.write_text("".join(lines[:keep]), encoding="utf-8")
-        wall_inc, out = snakemake(work, args.cores)
+        wall_inc, out = snakemake(work, args.cores, *extra)
         ran = re.findall(r"^Finished jobid: \d+ \(Rule: (\w+)\)", out, re.M)
         by_rule = pd.Series(ran, dtype=object).value_counts().sort_index()
         print(f"incremental ({sub.name}: {len(lines) - keep} of {len(lines) - 1} occurrence rows removed): "

@@ -146,13 +146,6 @@ def path_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
-def _as_dict(named: Any) -> dict[str, Any]:
-    """Snakemake's Namedlist -> plain dict (lists stay lists, single files become str)."""
-    if isinstance(named, dict):
-        return dict(named)
-    return {k: (list(v) if isinstance(v, list) else v) for k, v in named.items()}
-
-
 def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any],
               log_path: str | Path | None = None) -> None:
     """Run stage ``name``: ``f(inputs, outputs, params)`` from :data:`STAGES`, logging to ``log_path``.
@@ -182,17 +175,21 @@ def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params
             handler.close()
 
 
-def run_from_snakemake(smk: Any) -> None:
-    """Entry point of ``workflow/scripts/stage.py``: the stage is named after the rule."""
+def run_stage_or_exit(job: dict[str, Any]) -> None:
+    """:func:`run_stage` for a job (``name``, ``inputs``, ``outputs``, ``params``,
+    ``log_path``); a :class:`CamiGeoError` becomes one sentence on stderr and exit status 1."""
     import sys
 
-    name = smk.rule
-    log_files = list(smk.log)
     try:
-        params = _as_dict(smk.params)
-        params.setdefault("threads", smk.threads)
-        run_stage(name, _as_dict(smk.input), _as_dict(smk.output), params,
-                  log_files[0] if log_files else None)
+        run_stage(job["name"], job["inputs"], job["outputs"], job["params"], job.get("log_path"))
     except CamiGeoError as exc:
-        print(f"cami-geo: {name}: {exc}", file=sys.stderr)
+        print(f"cami-geo: {job['name']}: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+def run_from_snakemake(smk: Any) -> None:
+    """Run the stage named after the rule of a script job in this process (see
+    :func:`cami_geo.stageworker.run_job`, which tries the stage worker first)."""
+    from .stageworker import job_from_snakemake
+
+    run_stage_or_exit(job_from_snakemake(smk))

@@ -1,0 +1,353 @@
+"""The stage worker: one process that imports the pipeline's libraries once and forks a
+child for each Snakemake job, so that a job does not pay for them again.
+
+Importing pandas, geopandas, pyproj, matplotlib, folium and WeasyPrint takes about a second;
+a run over 17 species and 20 Range States has a hundred jobs, each a fresh Python process.
+With the worker, a job's process (``workflow/scripts/stage.py``) only sends its stage name,
+files and parameters, with its standard input, output and error, over a Unix socket; the
+worker forks (a copy of a process that has imported everything, made in milliseconds), the
+child runs the stage exactly as the job's own process would (same :func:`run_stage`, the
+job's working directory, environment and output streams), and the exit status goes back
+to the job. Snakemake still schedules, counts cores and checks every job; only the process
+that does the work is made differently.
+
+Lifetime: the Snakefile starts the worker when a local run starts (``onstart``) and stops it
+when the run ends; the worker also ends by itself when the Snakemake process that started
+it is gone. A job whose client cannot reach the worker runs the stage in its own process,
+as without the worker; ``stage_worker: false`` in the configuration turns it off, and runs
+on a cluster executor never use it (their jobs run on other machines). When the job's
+process ends before its child (Snakemake cancelled the job), the worker ends the child.
+
+The figures of a job run this way (wall time, CPU time, peak resident memory of the child,
+from ``wait4``) are appended to the job's log, since Snakemake's ``benchmark:`` files then
+measure the small client process only.
+
+This module imports only the standard library: the client side runs in every job.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ENV = "CAMI_GEO_STAGE_WORKER"
+"""Environment variable holding the worker's socket path (set for the jobs of a local run)."""
+
+PRELOAD = ("numpy", "pandas", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.csv", "shapely", "pyproj",
+           "pyogrio", "geopandas", "yaml", "jinja2", "matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg",
+           "matplotlib.backends.backend_svg", "branca", "folium", "docx", "weasyprint")
+"""Modules imported by the worker before it forks (besides the stage modules of
+:data:`cami_geo.workflow.STAGES`); a missing one is skipped."""
+
+FIGURES_PREFIX = "stage worker figures:"
+_HEADER = struct.Struct("!Q")
+
+
+# -- job side (client) ---------------------------------------------------------------------
+
+def _as_dict(named: Any) -> dict[str, Any]:
+    """Snakemake's Namedlist -> plain dict (lists stay lists, single files become str)."""
+    if isinstance(named, dict):
+        return dict(named)
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in named.items()}
+
+
+def job_from_snakemake(smk: Any) -> dict[str, Any]:
+    """The stage name, files, parameters and log of the ``snakemake`` object of a script job."""
+    log_files = [str(p) for p in smk.log]
+    params = _as_dict(smk.params)
+    params.setdefault("threads", smk.threads)
+    return {"name": smk.rule, "inputs": _as_dict(smk.input), "outputs": _as_dict(smk.output), "params": params,
+            "log_path": log_files[0] if log_files else None}
+
+
+def run_job(smk: Any) -> None:
+    """Entry point of ``workflow/scripts/stage.py``: run the job's stage in the worker when one
+    is reachable, else in this process; exits with the stage's exit status."""
+    job = job_from_snakemake(smk)
+    code = delegate(job)
+    if code is None:
+        from .workflow import run_stage_or_exit
+
+        run_stage_or_exit(job)
+        code = 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def _recv_exact(conn: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        buf += chunk
+    return bytes(buf)
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def delegate(job: dict[str, Any], *, path: str | None = None) -> int | None:
+    """Run ``job`` in the worker at ``path`` (default: from :data:`ENV`) and return its exit
+    status, or None when no worker is reachable (the caller runs the job itself)."""
+    path = path or os.environ.get(ENV)
+    if not path:
+        return None
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        conn.close()
+        return None
+    request = pickle.dumps({"job": job, "cwd": os.getcwd(), "env": dict(os.environ), "argv": list(sys.argv)})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    streams = [fd if _is_open(fd) else os.open(os.devnull, os.O_RDWR) for fd in (0, 1, 2)]
+    try:
+        socket.send_fds(conn, [_HEADER.pack(len(request))], streams)
+        conn.sendall(request)
+    except OSError:
+        conn.close()   # the worker took no job: run it here
+        return None
+    try:
+        reply = pickle.loads(_recv_exact(conn, _HEADER.unpack(_recv_exact(conn, _HEADER.size))[0]))
+    except (OSError, ConnectionError, pickle.UnpicklingError, EOFError):
+        conn.close()   # the job may have run in part: fail it rather than run it twice at once
+        print(f"cami-geo: {job['name']}: the stage worker ended before the job did; run the workflow again",
+              file=sys.stderr)
+        return 1
+    conn.close()
+    if job.get("log_path") and reply.get("wall_s") is not None:
+        try:
+            with open(job["log_path"], "a", encoding="utf-8") as fh:
+                fh.write(f"{FIGURES_PREFIX} wall_s={reply['wall_s']:.3f} cpu_s={reply['cpu_s']:.3f} "
+                         f"max_rss_mb={reply['max_rss_mb']:.1f} exit={reply['code']}\n")
+        except OSError:
+            pass
+    return int(reply["code"])
+
+
+# -- worker side (server) ------------------------------------------------------------------
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - an optional library: the child imports it if it needs it
+            pass
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+    except Exception:  # noqa: BLE001
+        pass
+    from .workflow import STAGES
+
+    for spec in STAGES.values():
+        importlib.import_module(spec.split(":")[0])
+
+
+def _child(listener: socket.socket, conns: list[socket.socket], pidfds: list[int], fds: list[int],
+           request: dict[str, Any]) -> None:
+    """In the forked child: take the job's streams, directory and environment, run the stage, exit."""
+    code = 1
+    try:
+        listener.close()
+        for c in conns:
+            c.close()
+        for fd in pidfds:
+            os.close(fd)
+        os.setpgid(0, 0)   # the worker ends the child's whole group when the job is cancelled
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_DFL)
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+            os.close(fd)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = list(request["argv"])
+        from .workflow import run_stage_or_exit
+
+        run_stage_or_exit(request["job"])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    except BaseException:  # noqa: BLE001 - as an uncaught exception would in the job's own process
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Stop(Exception):
+    """SIGTERM: the run is over."""
+
+
+def _on_term(*_):
+    raise _Stop
+
+
+def serve(path: str, parent_pid: int) -> None:
+    """Listen at ``path``, fork a child per request, until process ``parent_pid`` is gone or
+    SIGTERM arrives. The socket is bound before the libraries load, so the first jobs wait
+    for them instead of loading them too."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    children: dict[int, dict[str, Any]] = {}   # pidfd -> {pid, conn, start, cancelled}
+    signal.signal(signal.SIGTERM, _on_term)
+    try:
+        _preload()
+        Path(path + ".ready").touch()   # for whoever wants to know (tests); jobs just connect
+        while _alive(parent_pid) or children:
+            watched = {c["conn"]: fd for fd, c in children.items() if not c["cancelled"]}
+            ready, _, _ = select.select([listener, *children, *watched], [], [], 1.0)
+            for r in ready:
+                if r is listener:
+                    _accept(listener, children)
+                elif isinstance(r, int):
+                    _finish(r, children)
+                elif watched.get(r) in children:
+                    # the job's process closed its end (Snakemake cancelled it): end the child's group
+                    child = children[watched[r]]
+                    child["cancelled"] = True
+                    try:
+                        os.killpg(child["pid"], signal.SIGTERM)
+                    except OSError:
+                        pass
+    except _Stop:
+        pass
+    finally:
+        for child in children.values():
+            try:
+                os.killpg(child["pid"], signal.SIGTERM)
+            except OSError:
+                pass
+        listener.close()
+        for p in (path, path + ".ready"):
+            try:
+                os.unlink(p)
+            except OSError:
+                pass
+
+
+def _accept(listener: socket.socket, children: dict) -> None:
+    conn, _ = listener.accept()
+    fds: list[int] = []
+    try:
+        conn.settimeout(30)
+        head, fds, _, _ = socket.recv_fds(conn, _HEADER.size, 3)
+        if len(head) < _HEADER.size:
+            head += _recv_exact(conn, _HEADER.size - len(head))
+        request = pickle.loads(_recv_exact(conn, _HEADER.unpack(head)[0]))
+        conn.settimeout(None)
+        if len(fds) != 3:
+            raise ConnectionError("a job sent no streams")
+    except (OSError, ConnectionError, pickle.UnpicklingError, EOFError, struct.error):
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    start = time.perf_counter()
+    pid = os.fork()
+    if pid == 0:
+        _child(listener, [c["conn"] for c in children.values()] + [conn], list(children), fds, request)
+    for fd in fds:
+        os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    children[pidfd] = {"pid": pid, "conn": conn, "start": start, "cancelled": False}
+
+
+def _finish(pidfd: int, children: dict) -> None:
+    child = children.pop(pidfd)
+    os.close(pidfd)
+    _, status, ru = os.wait4(child["pid"], 0)
+    code = os.waitstatus_to_exitcode(status)
+    code = code if code >= 0 else 128 - code   # killed by signal N: 128 + N, as a shell says
+    conn = child["conn"]
+    reply = pickle.dumps({"code": code, "wall_s": time.perf_counter() - child["start"],
+                          "cpu_s": ru.ru_utime + ru.ru_stime, "max_rss_mb": ru.ru_maxrss / 1024})
+    try:
+        conn.sendall(_HEADER.pack(len(reply)) + reply)
+    except OSError:
+        pass
+    conn.close()
+
+
+# -- starting and stopping (from the Snakefile) -----------------------------------------------
+
+def start(log_path: str | None = None) -> tuple[Any, str]:
+    """Start a worker for this process (the Snakemake run); returns (process, socket path).
+    The jobs find it through :data:`ENV`, which this sets in the environment they inherit."""
+    import subprocess
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="cami-geo-worker-")   # short path: a socket path has 107 bytes at most
+    path = os.path.join(folder, "socket")
+    out = open(log_path, "a", encoding="utf-8") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen([sys.executable, "-m", "cami_geo.stageworker", path, str(os.getpid())],
+                            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True)
+    if out is not subprocess.DEVNULL:
+        out.close()
+    deadline = time.monotonic() + 10
+    while not os.path.exists(path) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)   # until the socket exists: jobs that start earlier run on their own
+    os.environ[ENV] = path
+    return proc, path
+
+
+def stop(proc: Any, path: str) -> None:
+    """Stop the worker started by :func:`start` and remove its socket folder."""
+    import shutil
+
+    os.environ.pop(ENV, None)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001
+            proc.kill()
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))
