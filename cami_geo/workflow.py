@@ -165,7 +165,11 @@ def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params
     try:
         func = getattr(importlib.import_module(module_name), func_name)
         log.info("stage %s (cami-geo %s)", name, params.get("version"))
-        func(inputs, outputs, params)
+        profile_dir = os.environ.get("CAMI_GEO_PROFILE")
+        if profile_dir:   # developers: a cProfile file per job (docs/benchmarks.md, "Profiling a job")
+            _profiled(func, inputs, outputs, params, Path(profile_dir), name)
+        else:
+            func(inputs, outputs, params)
     except CamiGeoError as exc:
         log.error("%s", exc)
         raise
@@ -173,6 +177,20 @@ def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params
         if handler:
             root.removeHandler(handler)
             handler.close()
+
+
+def _profiled(func, inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any], folder: Path,
+              name: str) -> None:
+    """Run ``func`` under cProfile and write ``folder/<stage>-<first output's name>.prof``."""
+    import cProfile
+
+    first = next(iter(path_list(next(iter(outputs.values()), None))), "job")
+    folder.mkdir(parents=True, exist_ok=True)
+    prof = cProfile.Profile()
+    try:
+        prof.runcall(func, inputs, outputs, params)
+    finally:
+        prof.dump_stats(folder / f"{name}-{Path(first).parent.name}-{Path(first).stem}.prof")
 
 
 def run_stage_or_exit(job: dict[str, Any]) -> None:
