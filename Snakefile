@@ -44,7 +44,7 @@ rule all:
 
 
 # The stage worker (cami_geo/stageworker.py): during a local run, jobs run in children of
-# one process that has imported the libraries already. `--config stage_worker=false` or
+# one process that has imported the libraries already. `--config stage_worker=False` or
 # `stage_worker: false` in config/config.yaml turns it off; cluster runs never use it.
 STAGE_WORKER = {}
 

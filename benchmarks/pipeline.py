@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--species", nargs="+", default=["all"])
     ap.add_argument("--keep", type=Path)
-    ap.add_argument("--no-worker", action="store_true", help="run every job in its own process (stage_worker=false)")
+    ap.add_argument("--no-worker", action="store_true", help="run every job in its own process (stage_worker=False)")
     args = ap.parse_args()
     print(f"machine: {platform.node()} {platform.machine()}, {platform.python_version()}, cores={args.cores}")
     for n in args.records:
@@ -93,7 +93,7 @@ def main() -> None:
         if args.species != ["all"]:
             (work / "config").mkdir(exist_ok=True)
             (work / "config" / "config.yaml").write_text("species: [" + ", ".join(args.species) + "]\n")
-        extra = ("--config", "stage_worker=false") if args.no_worker else ()
+        extra = ("--config", "stage_worker=False") if args.no_worker else ()
         wall, _ = snakemake(work, args.cores, *extra)
         table = stage_table(work)
         print(f"\n## {n:,} records (synth {synth_s:.1f} s); end to end {wall:.1f} s, "

@@ -42,8 +42,11 @@ ENV = "CAMI_GEO_STAGE_WORKER"
 """Environment variable holding the worker's socket path (set for the jobs of a local run)."""
 
 PRELOAD = ("numpy", "pandas", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.csv", "shapely", "pyproj",
-           "pyogrio", "geopandas", "yaml", "jinja2", "matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg",
-           "matplotlib.backends.backend_svg", "branca", "folium", "docx", "weasyprint")
+           "pyogrio", "geopandas", "yaml", "jinja2", "openpyxl", "PIL.Image",
+           "scipy.spatial", "scipy.sparse", "scipy.sparse.csgraph",
+           "rasterio", "rasterio.mask", "rasterio.shutil", "rasterio.features", "rasterio.transform",
+           "matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.backends.backend_svg",
+           "branca", "folium", "docx", "weasyprint")
 """Modules imported by the worker before it forks (besides the stage modules of
 :data:`cami_geo.workflow.STAGES`); a missing one is skipped."""
 
@@ -186,7 +189,11 @@ def _child(listener: socket.socket, conns: list[socket.socket], pidfds: list[int
         sys.argv = list(request["argv"])
         from .workflow import run_stage_or_exit
 
-        run_stage_or_exit(request["job"])
+        loaded = set(sys.modules)
+        try:
+            run_stage_or_exit(request["job"])
+        finally:
+            _note_imports(request["job"].get("log_path"), loaded)
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -204,6 +211,17 @@ def _child(listener: socket.socket, conns: list[socket.socket], pidfds: list[int
             except (OSError, ValueError):
                 pass
         os._exit(code)
+
+
+def _note_imports(log_path: str | None, loaded: set[str]) -> None:
+    """Name in the job's log the packages the job imported itself (candidates for :data:`PRELOAD`)."""
+    new = sorted({m.split(".")[0] for m in set(sys.modules) - loaded})
+    if log_path and new:
+        try:
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"stage worker: packages this job imported (not preloaded): {', '.join(new)}\n")
+        except OSError:
+            pass
 
 
 def _alive(pid: int) -> bool:
