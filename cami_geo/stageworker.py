@@ -41,8 +41,10 @@ from typing import Any
 ENV = "CAMI_GEO_STAGE_WORKER"
 """Environment variable holding the worker's socket path (set for the jobs of a local run)."""
 
-PRELOAD = ("numpy", "pandas", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.csv", "shapely", "pyproj",
-           "pyogrio", "geopandas", "yaml", "jinja2", "openpyxl", "PIL.Image",
+PRELOAD = ("numpy", "pandas", "pandas.io.formats.csvs", "pyarrow", "pyarrow.compute", "pyarrow.parquet", "pyarrow.csv",
+           "pyarrow.dataset", "pyarrow.pandas_compat", "shapely", "pyproj", "pyogrio", "geopandas", "geopandas.io.arrow",
+           "geopandas.io._geoarrow", "yaml", "jinja2", "openpyxl", "PIL.Image", "email.policy", "encodings.utf_8_sig",
+           "encodings.cp1251", "encodings.cp1252", "concurrent.futures.process", "multiprocessing.popen_fork",
            "scipy.spatial", "scipy.sparse", "scipy.sparse.csgraph",
            "rasterio", "rasterio.mask", "rasterio.shutil", "rasterio.features", "rasterio.transform",
            "matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.backends.backend_svg",
@@ -159,6 +161,9 @@ def _preload() -> None:
         import matplotlib
 
         matplotlib.use("Agg")
+        from PIL import Image
+
+        Image.init()   # the image format plugins, loaded on a first save otherwise
     except Exception:  # noqa: BLE001
         pass
     from .workflow import STAGES
@@ -215,11 +220,13 @@ def _child(listener: socket.socket, conns: list[socket.socket], pidfds: list[int
 
 def _note_imports(log_path: str | None, loaded: set[str]) -> None:
     """Name in the job's log the packages the job imported itself (candidates for :data:`PRELOAD`)."""
-    new = sorted({m.split(".")[0] for m in set(sys.modules) - loaded})
+    added = set(sys.modules) - loaded
+    # the first module of each new subtree (its parent was loaded already), the job's own package left out
+    new = sorted(m for m in added if m.rpartition(".")[0] not in added and not m.startswith("cami_geo"))
     if log_path and new:
         try:
             with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(f"stage worker: packages this job imported (not preloaded): {', '.join(new)}\n")
+                fh.write(f"stage worker: modules this job imported (not preloaded): {', '.join(new)}\n")
         except OSError:
             pass
 
