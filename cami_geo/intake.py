@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import date
@@ -607,7 +608,8 @@ def run_intake_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: di
     ----------
     inputs : ``boundaries`` (boundary layer path), ``files`` (the submission's files)
     outputs : ``occurrences``, ``threats``, ``range`` (GeoParquet, EPSG:4326), ``population``,
-        ``problems``, ``rasters`` (CSV), ``summary`` (JSON), ``report`` (HTML)
+        ``problems``, ``rasters`` (CSV), ``summary`` (JSON), ``report`` (HTML), optionally
+        ``digest`` (see :func:`write_digest`)
     params : ``submission_dir`` and ``settings`` (the whole configuration)
     """
     settings = params["settings"]
@@ -615,7 +617,31 @@ def run_intake_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: di
     raster_dir = Path(outputs["rasters"]).parent / "rasters"
     res = validate_submission(Path(params["submission_dir"]), settings=settings, boundaries=boundaries, raster_dir=raster_dir)
     write_outputs(res, outputs)
+    if outputs.get("digest"):
+        write_digest(outputs["digest"], [outputs[k] for k in DIGESTED if outputs.get(k)], raster_dir)
     log.info("%s: %d rows in, %d accepted, %d rejected", res.submission, res.rows_in, res.accepted, res.rejected)
+
+
+DIGESTED = ("occurrences", "threats", "range", "population", "problems", "rasters", "summary")
+"""The intake outputs the combine stage reads, named in the intake's digest."""
+
+
+def write_digest(path: str | Path, files: list[str], raster_dir: Path) -> None:
+    """Write ``path`` in ``sha256sum`` format (``<hex>  <name>``, names relative to its folder,
+    `sha256sum -c` checks it): the files, and the raster copies in ``raster_dir``. The combine
+    stage depends on this small file instead of on the files it names."""
+    import hashlib
+
+    folder = Path(path).parent
+    paths = [Path(f) for f in files]
+    if raster_dir.is_dir():
+        paths += sorted(p for p in raster_dir.rglob("*") if p.is_file())
+    lines = []
+    for p in paths:
+        with open(p, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        lines.append(f"{digest}  {os.path.relpath(p, folder)}\n")
+    Path(path).write_text("".join(lines), encoding="utf-8")
 
 
 # -- command line ---------------------------------------------------------------------------

@@ -152,7 +152,12 @@ def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params
 
     A :class:`CamiGeoError` is logged and re-raised; :func:`run_from_snakemake` turns it
     into one sentence on stderr and exit status 1 (no traceback).
+
+    ``params["read"]`` (a dict of paths), when a rule has it, joins ``inputs``: files a stage
+    reads whose changes a smaller declared input (a digest) stands for.
     """
+    if params.get("read"):
+        inputs = {**params["read"], **inputs}
     handler = None
     root = logging.getLogger("cami_geo")
     if log_path:

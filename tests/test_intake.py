@@ -348,3 +348,24 @@ def test_zipped_geojson_and_zipped_csv(tmp_path, settings):
     res = _validate(z2, settings)
     assert (res.rows_in, res.accepted, res.rejected) == (2, 1, 1)
     assert res.records["occurrences"].loc[0, "source_file"] == "occurrences_csv.zip"
+
+
+def test_digest_is_checked_by_sha256sum(tmp_path):
+    """The intake digest that stands for its outputs in combine's inputs: `sha256sum -c`
+    accepts it, and it fails once a named file changes."""
+    import subprocess
+
+    from cami_geo.intake import write_digest
+
+    a, b = tmp_path / "occurrences.parquet", tmp_path / "problems.csv"
+    a.write_bytes(b"\x00parquet bytes")
+    b.write_text("file,row\n", encoding="utf-8")
+    (tmp_path / "rasters").mkdir()
+    (tmp_path / "rasters" / "hf.tif").write_bytes(b"II*\x00")
+    write_digest(tmp_path / "outputs.sha256", [str(a), str(b)], tmp_path / "rasters")
+    lines = (tmp_path / "outputs.sha256").read_text(encoding="utf-8").splitlines()
+    assert [ln.split("  ")[1] for ln in lines] == ["occurrences.parquet", "problems.csv", "rasters/hf.tif"]
+    ok = subprocess.run(["sha256sum", "-c", "outputs.sha256"], cwd=tmp_path, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    b.write_text("file,row\n1,2\n", encoding="utf-8")
+    assert subprocess.run(["sha256sum", "-c", "outputs.sha256"], cwd=tmp_path, capture_output=True).returncode == 1

@@ -17,6 +17,7 @@ rule intake:
         rasters=f"{P}/submissions/{{submission}}/rasters.csv",
         summary=f"{P}/submissions/{{submission}}/validation.json",
         report=f"{P}/submissions/{{submission}}/validation.html",
+        digest=f"{P}/submissions/{{submission}}/outputs.sha256",
     params:
         version=VERSION,
         submission_dir=lambda wc: PLAN.submission_dir(wc.submission),
@@ -37,14 +38,12 @@ rule intake:
 checkpoint combine:
     message:
         "Combining submissions into the clean data and its public copy"
+    # The intake outputs combine reads are named in `params.read`; its declared inputs are the
+    # intakes' digests (sha256 of each of those files), which change exactly when they do.
+    # Declaring the files themselves would make Snakemake hash all of them again for each of
+    # combine's ~100 outputs when the job ends (docs/architecture.md, "Incremental runs").
     input:
-        occurrences=expand(f"{P}/submissions/{{s}}/occurrences.parquet", s=PLAN.submissions),
-        threats=expand(f"{P}/submissions/{{s}}/threats.parquet", s=PLAN.submissions),
-        range=expand(f"{P}/submissions/{{s}}/range.parquet", s=PLAN.submissions),
-        population=expand(f"{P}/submissions/{{s}}/population.csv", s=PLAN.submissions),
-        problems=expand(f"{P}/submissions/{{s}}/problems.csv", s=PLAN.submissions),
-        rasters=expand(f"{P}/submissions/{{s}}/rasters.csv", s=PLAN.submissions),
-        summaries=expand(f"{P}/submissions/{{s}}/validation.json", s=PLAN.submissions),
+        digests=expand(f"{P}/submissions/{{s}}/outputs.sha256", s=PLAN.submissions),
         boundaries=PLAN.boundaries,
     output:
         restricted_occurrences=f"{P}/restricted/occurrences.parquet",
@@ -66,6 +65,18 @@ checkpoint combine:
         version=VERSION,
         species=PLAN.species,
         settings=config,
+        read={
+            key: expand(f"{P}/submissions/{{s}}/{name}", s=PLAN.submissions)
+            for key, name in (
+                ("occurrences", "occurrences.parquet"),
+                ("threats", "threats.parquet"),
+                ("range", "range.parquet"),
+                ("population", "population.csv"),
+                ("problems", "problems.csv"),
+                ("rasters", "rasters.csv"),
+                ("summaries", "validation.json"),
+            )
+        },
     log:
         "logs/combine.log",
     threads: 4  # partition files written in parallel; Snakemake caps it at --cores
