@@ -513,17 +513,25 @@ def _rasters(paths: Iterable[str], out_csv: str) -> pd.DataFrame:
 
 @contextlib.contextmanager
 def _fixed_gdal_date() -> Iterator[None]:
-    """Set OGR_CURRENT_DATE (GeoPackage timestamps) for the duration, then restore it."""
+    """Set OGR_CURRENT_DATE (GeoPackage timestamps) for the duration, then restore it.
+
+    Also turns off SQLite's journal and syncing (and gives it a larger page cache): every
+    GeoPackage is written to a temporary name and moved into place only when complete, so
+    a crash leaves no half-written file under the real name either way. The bytes written
+    are the same.
+    """
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     stamp = GPKG_TIMESTAMP
     if epoch.isdigit():
         stamp = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    before = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
-    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": stamp})
+    options = {"OGR_CURRENT_DATE": stamp, "OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF",
+               "OGR_SQLITE_CACHE": "256"}
+    before = {k: pyogrio.get_gdal_config_option(k) for k in options}
+    pyogrio.set_gdal_config_options(options)
     try:
         yield
     finally:
-        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": before})
+        pyogrio.set_gdal_config_options(before)
 
 
 def _geometry_type(kind: str, gdf: gpd.GeoDataFrame) -> str:
@@ -785,17 +793,17 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
     pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
     public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
 
-    for copy, layers in (("restricted", restricted), ("public", public)):
-        for name, frame in layers.items():
-            if outputs.get(f"{copy}_{name}"):
-                write_geoparquet(outputs[f"{copy}_{name}"], frame)
+    # the whole copies are written by the same workers as the partitions (largest first)
+    whole = [(outputs[f"{copy}_{name}"], {name: frame}, {})
+             for copy, layers in (("restricted", restricted), ("public", public))
+             for name, frame in layers.items() if outputs.get(f"{copy}_{name}")]
     country_paths = path_list(outputs.get("public_country"))
     countries = None
     if country_paths:
         from .boundaries import load_configured
 
         countries = load_configured(inputs["boundaries"], params.get("settings") or {})
-    tasks = (_partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None)
+    tasks = (whole + _partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None)
              + _partition_tasks(path_list(outputs.get("public_species")), country_paths, public, countries))
     write_partitions(tasks, workers=int(params.get("threads") or 1))
 
