@@ -583,3 +583,170 @@ def test_docx_cells_as_python_docx_makes_them():
     fast_doc.add_table(rows=1, cols=1)
     dw._mark_to_complete(fast_doc.tables[-1].rows[0].cells[0])
     assert [t._tbl.xml for t in fast_doc.tables] == [t._tbl.xml for t in slow_doc.tables]
+
+
+# -- cheaper document jobs: same documents --------------------------------------------------
+def test_chart_drawn_once_is_the_same_image_in_html_docx_and_pdf(built, monkeypatch):
+    import base64
+
+    from cami_geo.render import charts
+
+    drawn = []
+    real = charts.population_chart
+
+    def counting(*args, **kwargs):
+        png = real(*args, **kwargs)
+        drawn.append(png)
+        return png
+
+    monkeypatch.setattr(reports, "population_chart", counting)
+    ctx = reports.species_context("panthera_uncia", reports.Tables(built["inputs"]), reports._registry(PARAMS),
+                                  built["inputs"], PARAMS)
+    assert len(drawn) == len(ctx["charts"]) == 3  # one chart per Range State with estimates, each drawn once
+    html = Path(built["species"]["html"]).read_text(encoding="utf-8")
+    in_html = [base64.b64decode(u) for u in re.findall(r'<figure class="chart"><img src="data:image/png;base64,([^"]+)"', html)]
+    with zipfile.ZipFile(built["species"]["docx"]) as z:
+        media = {z.read(n) for n in z.namelist() if n.startswith("word/media/")}
+    assert in_html == [c["png"] for c in ctx["charts"]] == drawn
+    assert all(png in media for png in drawn)
+    images = {}
+    printed = reports.print_context(ctx, images)  # the PDF embeds the same bytes, served by URL
+    assert [images[c["uri"]] for c in printed["charts"]] == drawn
+    assert images[printed["map"]["uri"]] == printed["map"]["png"]
+    html = reports.render_html("species_report.html", printed, for_print=True)
+    assert "data:image" not in html and all(u in html for u in images)
+
+
+def test_chart_margins_are_those_of_tight_layout(monkeypatch):
+    from matplotlib.figure import Figure
+
+    from cami_geo.render import charts
+
+    cases = [
+        ("Panthera uncia in Kyrgyzstan (KGZ)", [(2016, "", 511, ""), (2021, 20, 30, 40), (2022, 250, 285, 320)]),
+        ("Saiga tatarica in Kazakhstan (KAZ)", [(2016, "", 1_200_000, ""), (2025, 3_900_000, 4_100_000, 4_300_000)]),
+        ("Ovis ammon in Tajikistan (TJK)", [(2023, "", 80, "")]),
+        ("Equus hemionus in Mongolia (MNG)", [(2015, "", 60_000, ""), (2019, "", 98_000, "")]),
+    ]
+    got, expected = [], []
+    real_margins = charts._margins
+
+    def both(fig, ax, canvas):
+        m = real_margins(fig, ax, canvas)
+        Figure.tight_layout(fig)
+        sp = fig.subplotpars
+        got.append(m)
+        expected.append({k: getattr(sp, k) for k in ("left", "right", "bottom", "top")})
+        return m
+
+    monkeypatch.setattr(charts, "_margins", both)
+    for title, points in cases:
+        rows = [_pop("p", "s", 2, "panthera_uncia", "KGZ", y, lo, best, hi) for y, lo, best, hi in points]
+        charts.population_chart(rows, title=title, unit="individuals")
+    for m, e in zip(got, expected):
+        assert m is not None
+        for key in e:  # within a tenth of a pixel of a 960 x 450 chart
+            assert abs(m[key] - e[key]) * 960 < 0.1, (key, m, e)
+
+
+def test_chart_font_fallback_only_when_needed():
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from cami_geo.render import charts
+
+    assert charts._fonts(["Saiga tatarica in Kazakhstan (KAZ)", "особей", "year"]) == ["DejaVu Sans"]
+    assert charts._fonts(["雪豹"]) == charts._FONTS
+    rows = [_pop("p", "s", 2, "panthera_uncia", "KGZ", y, lo, best, hi) for y, lo, best, hi in
+            ((2016, "", 511, ""), (2022, 250, 285, 320))]
+    one = charts.population_chart(rows, title="Panthera uncia in Kyrgyzstan (KGZ)", unit="individuals")
+    keep = charts._fonts
+    try:
+        charts._fonts = lambda texts: list(charts._FONTS)
+        full = charts.population_chart(rows, title="Panthera uncia in Kyrgyzstan (KGZ)", unit="individuals")
+    finally:
+        charts._fonts = keep
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(one))), np.asarray(Image.open(io.BytesIO(full))))
+    # a CJK label still gets the fallback font
+    rows[0]["scope"] = "subpopulation:雪豹"
+    assert charts.population_chart(rows, title="x", unit="individuals")
+
+
+def test_big_text_escaped_on_bytes_as_finalize_does():
+    cases = ["  <a href=\"x\">'q' & `$` \\ </a>\n" * 3000, "ирвэс 雪豹 <b>\u2028\u00a0" * 4000,
+             "x" * 70000 + "\x07", " \u00a0nan\u3000 ", "", "\x01 NaN"]
+    for text in cases:
+        assert reports._escaped_utf8(text) == str(reports._finalize(text)).encode("utf-8"), repr(text[:20])
+
+
+def test_print_tables_have_fixed_column_widths(built):
+    ctx = reports.species_context("panthera_uncia", reports.Tables(built["inputs"]), reports._registry(PARAMS),
+                                  built["inputs"], PARAMS)
+    screen = reports.render_html("species_report.html", ctx)
+    printed = reports.render_html("species_report.html", reports.print_context(ctx), for_print=True)
+    assert '<table class="fixed">' not in screen and "<wbr>" not in screen
+    tables = re.findall(r"<table[^>]*>\s*(?:<colgroup>(.*?)</colgroup>)?", printed, flags=re.S)
+    assert len(tables) >= 6 and all(cols for cols in tables[1:])  # all but the summary table
+    for cols in tables[1:]:
+        widths = [float(w) for w in re.findall(r"width:([\d.]+)%", cols)]
+        assert abs(sum(widths) - 100) < 0.01, widths
+    # the same text once the markup is removed (<wbr> adds no character)
+    def text(html):
+        body = html.split("<body>", 1)[1]
+        body = re.sub(r'<iframe.*?</iframe>\s*<p class="caption">Interactive map\..*?</p>', "", body, flags=re.S)
+        return " ".join(re.sub(r"<[^>]+>", " ", body.replace("<wbr>", "")).split())
+    assert text(printed).replace(" ", "") == text(screen).replace(" ", "")
+
+
+def test_pdf_embeds_png_data_as_is(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from cami_geo.render import charts
+
+    rows = [_pop("p", "s", 2, "panthera_uncia", "KGZ", y, lo, best, hi) for y, lo, best, hi in
+            ((2016, "", 511, ""), (2022, 250, 285, 320))]
+    png = charts.population_chart(rows, title="Panthera uncia in Kyrgyzstan (KGZ)", unit="individuals")
+    idat = reports.png_idat(png)
+    assert idat and idat in png
+    buf = io.BytesIO()
+    Image.new("RGBA", (4, 4), (1, 2, 3, 100)).save(buf, format="PNG")
+    assert reports.png_idat(buf.getvalue()) is None  # alpha: WeasyPrint splits it off
+    buf = io.BytesIO()
+    Image.new("P", (4, 4)).save(buf, format="PNG")
+    assert reports.png_idat(buf.getvalue()) is None
+    html = f'<html><body><img src="{reports.data_uri(png)}" style="width:10cm"></body></html>'
+    fast, slow = tmp_path / "fast.pdf", tmp_path / "slow.pdf"
+    reports.write_pdf(html, fast)
+    keep = reports._png_data_as_is
+    try:
+        import contextlib
+
+        reports._png_data_as_is = contextlib.nullcontext
+        reports.write_pdf(html, slow)
+    finally:
+        reports._png_data_as_is = keep
+    from weasyprint.images import RasterImage
+
+    assert isinstance(RasterImage.__dict__["_get_png_data"], staticmethod)  # restored
+    assert idat in fast.read_bytes()  # the chart's own compressed rows
+    if shutil.which("pdftoppm"):
+        pages = []
+        for pdf in (fast, slow):
+            out = subprocess.run(["pdftoppm", "-png", "-r", "60", str(pdf)], capture_output=True, check=True).stdout
+            pages.append(Image.open(io.BytesIO(out)).convert("RGB").tobytes())
+        assert pages[0] == pages[1]
+
+
+def test_docx_stores_images_as_they_are(built):
+    from docx import Document
+
+    with zipfile.ZipFile(built["species"]["docx"]) as z:
+        infos = z.infolist()
+    media = [i for i in infos if i.filename.startswith("word/media/")]
+    assert media and all(i.compress_type == zipfile.ZIP_STORED for i in media)
+    assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in infos if i.filename.endswith(".xml"))
+    assert len(Document(built["species"]["docx"]).inline_shapes) == 1 + 3

@@ -6,6 +6,11 @@ lines with hollow markers, one series per named area. Vertical bars span min-max
 
 matplotlib is imported only when a chart is drawn (a document without population figures
 never loads it), and without pyplot: a :class:`matplotlib.figure.Figure` on the Agg canvas.
+
+Each chart is drawn once (:func:`population_chart` returns PNG bytes that the HTML, DOCX and
+PDF all embed). Its margins are those ``Figure.tight_layout`` would choose, computed from
+the extents of the few texts around the axes (:func:`_margins`) instead of a layout pass
+over every artist; the CJK fallback fonts are only asked for when a label needs them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,17 @@ import math
 from typing import Any, Iterable
 
 _FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC"]
+_PAD = 1.08
+"""Padding around the drawing, in font sizes (the default of ``Figure.tight_layout``)."""
+
+
+def _fonts(texts: Iterable[str]) -> list[str]:
+    """The font list for the chart's texts: DejaVu Sans alone when it has every character
+    (Latin, Greek, Cyrillic and common punctuation: the same glyphs as with the fallback
+    list, without loading the CJK fonts matplotlib would otherwise open for each chart)."""
+    if all(ord(ch) < 0x0530 or 0x2000 <= ord(ch) <= 0x206F for text in texts for ch in text):
+        return _FONTS[:1]
+    return list(_FONTS)
 
 
 def _num(value: Any) -> float | None:
@@ -54,7 +70,9 @@ def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = 
     from matplotlib.figure import Figure
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-    with matplotlib.rc_context({"font.family": _FONTS, "font.size": 8, "svg.hashsalt": "cami-geo",
+    labels = [_plain("national" if scope == "national" else scope.replace(":", ": ", 1)) for scope in series]
+    texts = [_plain(title), _plain(unit or "individuals"), "year", *labels]
+    with matplotlib.rc_context({"font.family": _fonts(texts), "font.size": 8, "svg.hashsalt": "cami-geo",
                                 "axes.spines.top": False, "axes.spines.right": False}):
         fig = Figure(figsize=(width_in, height_in), dpi=dpi)
         canvas = FigureCanvasAgg(fig)
@@ -74,7 +92,7 @@ def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = 
                 if lo is not None or hi is not None:
                     ax.vlines(x, lo if lo is not None else y, hi if hi is not None else y,
                               color=color, linewidth=1, alpha=0.7)
-        ax.set_title(_plain(title), fontsize=9)
+        ax.set_title(_plain(title), fontsize=9, y=1.0)  # where matplotlib would place it, without its search
         ax.set_xlabel("year")
         ax.set_ylabel(_plain(unit or "individuals"))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -85,9 +103,81 @@ def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = 
             ax.set_xlim(min(years) - 1, max(years) + 1)
         ax.grid(axis="y", color="#dddddd", linewidth=0.5)
         ax.legend(fontsize=7, frameon=False, loc="best")
-        fig.tight_layout()
+        margins = _margins(fig, ax, canvas)
+        if margins is None:
+            fig.tight_layout()
+        else:
+            fig.subplots_adjust(**margins)
         canvas.draw()
         return _png(canvas, dpi)
+
+
+def _visible_ticks(axis: Any, lo: float, hi: float) -> tuple[list[float], list[str]] | None:
+    """The major tick positions ``axis`` draws within [lo, hi] and their labels (None if the
+    axis would draw an offset or multiplier text, which :func:`_margins` does not place)."""
+    from matplotlib.transforms import _interval_contains_close
+
+    locs = [v for v in axis.get_majorticklocs() if _interval_contains_close((lo, hi), v)]
+    formatter = axis.get_major_formatter()
+    labels = formatter.format_ticks(locs)
+    if formatter.get_offset():
+        return None
+    return locs, labels
+
+
+def _margins(fig: Any, ax: Any, canvas: Any) -> dict[str, float] | None:
+    """The subplot parameters ``fig.tight_layout()`` gives a chart of one Axes with its
+    title above, its axis labels and tick labels at the left and bottom and its legend
+    inside, from the extents of those texts alone (tight_layout lays out every artist,
+    ticks included, which costs as much as drawing the chart). None when the chart is not
+    of that simple shape (a title or y label longer than the axes, an offset text): the
+    caller then uses tight_layout itself."""
+    try:
+        from matplotlib import rcParams as rc
+        from matplotlib.font_manager import FontProperties
+        from matplotlib.text import Text
+
+        renderer = canvas.get_renderer()
+        dpi = fig.dpi
+        fig_w, fig_h = fig.get_size_inches() * dpi  # pixels
+        pt = dpi / 72.0
+        pad = _PAD * FontProperties(size=rc["font.size"]).get_size_in_points() * pt
+        box = ax.get_position(original=True)  # where tight_layout measures from
+        ax_w, ax_h = box.width * fig_w, box.height * fig_h
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        xticks, yticks = _visible_ticks(ax.xaxis, x0, x1), _visible_ticks(ax.yaxis, y0, y1)
+        if xticks is None or yticks is None or x1 <= x0:
+            return None
+
+        def extent(text: str, axis: str) -> tuple[float, float]:
+            t = Text(0, 0, text, fontproperties=FontProperties(size=rc[f"{axis}tick.labelsize"]))
+            t.set_figure(fig)
+            bb = t.get_window_extent(renderer)
+            return bb.width, bb.height
+
+        ytick_w = max((extent(s, "y")[0] for s in yticks[1] if s), default=0.0)
+        xsizes = [extent(s, "x") if s else (0.0, 0.0) for s in xticks[1]]
+        xtick_h = max((h for _, h in xsizes), default=0.0)
+        overhang = max([0.0] + [(v - x0) / (x1 - x0) * ax_w + w / 2 - ax_w
+                                for v, (w, _) in zip(xticks[0], xsizes)])
+        ylabel = ax.yaxis.label.get_window_extent(renderer)
+        xlabel = ax.xaxis.label.get_window_extent(renderer)
+        title = ax.title.get_window_extent(renderer)
+        if title.width > ax_w or ylabel.height > ax_h:
+            return None
+        out_y = (rc["ytick.major.size"] + rc["ytick.major.pad"]) * pt if yticks[0] else 0.0
+        out_x = (rc["xtick.major.size"] + rc["xtick.major.pad"]) * pt if xticks[0] else 0.0
+        left = pad + out_y + ytick_w + (ax.yaxis.labelpad * pt + ylabel.width if ylabel.width else 0.0)
+        bottom = pad + out_x + xtick_h + (ax.xaxis.labelpad * pt + xlabel.height if xlabel.height else 0.0)
+        top = pad + max(0.0, title.y1 - ax.bbox.y1) if ax.get_title() else pad
+        right = pad + overhang
+        params = {"left": left / fig_w, "right": 1 - right / fig_w, "bottom": bottom / fig_h, "top": 1 - top / fig_h}
+        if params["left"] >= params["right"] or params["bottom"] >= params["top"]:
+            return None
+        return params
+    except Exception:  # noqa: BLE001 - a chart of another shape: tight_layout measures it
+        return None
 
 
 def _png(canvas: Any, dpi: int) -> bytes:

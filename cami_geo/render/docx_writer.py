@@ -284,6 +284,15 @@ def _banner(doc: Any, ctx: dict[str, Any]) -> None:
     doc.add_paragraph()
 
 
+_COMPRESSED_MEDIA = (".png", ".jpg", ".jpeg", ".gif")
+
+
+def _compression(membername: str) -> int:
+    """Images are stored as they are: PNG and JPEG data are compressed already, and
+    deflating a map of a megabyte again costs tens of milliseconds to gain nothing."""
+    return zipfile.ZIP_STORED if membername.lower().endswith(_COMPRESSED_MEDIA) else zipfile.ZIP_DEFLATED
+
+
 class _StampedZipWriter:
     """python-docx's package-writer interface (``write(pack_uri, blob)``) onto a ZIP file
     whose entries all carry the same date."""
@@ -293,7 +302,7 @@ class _StampedZipWriter:
 
     def write(self, pack_uri: Any, blob: bytes) -> None:
         info = zipfile.ZipInfo(pack_uri.membername, date_time=self._stamp)
-        info.compress_type = zipfile.ZIP_DEFLATED
+        info.compress_type = _compression(pack_uri.membername)
         info.external_attr = 0o644 << 16
         self._zout.writestr(info, blob)
 
@@ -332,7 +341,7 @@ def save_deterministic(doc: Any, path: str | Path, when: _dt.datetime) -> None:
         with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
             for item in zin.infolist():
                 info = zipfile.ZipInfo(item.filename, date_time=stamp)
-                info.compress_type = zipfile.ZIP_DEFLATED
+                info.compress_type = _compression(item.filename)
                 info.external_attr = 0o644 << 16
                 zout.writestr(info, zin.read(item.filename))
     Path(path).parent.mkdir(parents=True, exist_ok=True)

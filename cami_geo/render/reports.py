@@ -20,8 +20,10 @@ Public functions
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import datetime as _dt
+import hashlib
 import io
 import logging
 import math
@@ -36,7 +38,7 @@ from markupsafe import Markup
 from ..errors import InputError
 from ..registry import UNVERIFIED, Registry
 from .charts import population_chart
-from .escape import escape_html
+from .escape import _REPLACEMENTS, escape_html
 
 log = logging.getLogger("cami_geo.render.reports")
 
@@ -726,16 +728,44 @@ def render_html(template: str, ctx: dict[str, Any], *, for_print: bool = False) 
     token, then put in its place escaped exactly as ``{{ map.interactive }}`` would be:
     the template engine would otherwise copy those megabytes at every enclosing macro.
     """
+    return b"".join(_html_parts(template, ctx, for_print=for_print)).decode("utf-8")
+
+
+def _html_parts(template: str, ctx: dict[str, Any], *, for_print: bool = False) -> list[bytes]:
+    """:func:`render_html` as UTF-8 pieces (written to the file as they are: no join and
+    re-encoding of a page of megabytes)."""
     tpl = environment().get_template(template)
+    css = _css()
     m = ctx.get("map")
     interactive = m.get("interactive") if isinstance(m, dict) else None
     if for_print or not isinstance(interactive, str) or len(interactive) < _BIG_TEXT:
-        return tpl.render(**ctx, css=_css(), for_print=for_print)
-    html = tpl.render(**{**ctx, "map": {**m, "interactive": _SRCDOC_TOKEN}}, css=_css(), for_print=for_print)
+        return [tpl.render(**ctx, css=css, for_print=for_print).encode("utf-8")]
+    html = tpl.render(**{**ctx, "map": {**m, "interactive": _SRCDOC_TOKEN}}, css=css, for_print=for_print)
     head, token, tail = html.partition(_SRCDOC_TOKEN)
     if not token or _SRCDOC_TOKEN in tail:  # not used once as the srcdoc: render it the plain way
-        return tpl.render(**ctx, css=_css(), for_print=for_print)
-    return "".join((head, str(_finalize(interactive)), tail))
+        return [tpl.render(**ctx, css=css, for_print=for_print).encode("utf-8")]
+    return [head.encode("utf-8"), _escaped_utf8(interactive), tail.encode("utf-8")]
+
+
+_CTRL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])  # the characters of _CTRL
+_ESCAPES_UTF8 = tuple((char.encode("ascii"), entity.encode("ascii")) for char, entity in _REPLACEMENTS)
+
+
+def _escaped_utf8(text: str) -> bytes:
+    """``str(_finalize(text)).encode("utf-8")`` for a long text, done on its UTF-8 bytes.
+
+    Every character that clean_text removes and escape_html replaces is ASCII, and in UTF-8
+    an ASCII byte only ever stands for that character: the same replacements on the bytes
+    give the same text, several times faster than on a str that is not pure ASCII (one
+    2- or 4-byte code unit per character)."""
+    stripped = text.strip()
+    data = stripped.encode("utf-8")
+    if len(stripped) <= 4 and stripped.lower() in _MISSING or len(data.translate(None, _CTRL_BYTES)) != len(data):
+        return str(_finalize(text)).encode("utf-8")  # short or with control characters: the usual way
+    for char, entity in _ESCAPES_UTF8:
+        if char in data:
+            data = data.replace(char, entity)
+    return data
 
 
 # The static map as printed (report.css): at most the text width of an A4 landscape page
@@ -775,20 +805,60 @@ def print_png(png: bytes | None, max_w_mm: float, max_h_mm: float, min_dpi: int 
         if opaque_alpha:
             im = im.convert("RGB")
         buf = io.BytesIO()
-        im.save(buf, format="PNG", compress_level=1)  # the PDF writer decodes and recompresses it
+        im.save(buf, format="PNG")  # its compressed rows go into the PDF as they are (write_pdf)
         return buf.getvalue()
     except Exception as exc:  # noqa: BLE001 - an image that cannot be reduced is embedded as it is
         log.debug("map PNG kept as it is for the PDF: %s", exc)
         return png
 
 
-def print_context(ctx: dict[str, Any]) -> dict[str, Any]:
-    """The document context for the PDF: the static map downscaled by :func:`print_png`."""
+def print_context(ctx: dict[str, Any], images: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """The document context for the PDF: the static map downscaled by :func:`print_png`.
+
+    With ``images`` (a dict, filled here), the map and the charts (the same PNG bytes as in
+    the HTML and DOCX) are referred to by a short URL naming their content instead of a
+    data URI, and :func:`write_pdf` serves them from ``images``: WeasyPrint then does not
+    tokenize and decode megabytes of base64 in the page. The URL names the content, as a
+    data URI does, so the PDF stays byte-stable (WeasyPrint names images by their URL)."""
     m = ctx.get("map") or {}
     png = print_png(m.get("png"), *PRINT_MAP_MAX_MM)
-    if png is m.get("png"):
-        return ctx
-    return {**ctx, "map": {**m, "png": png, "uri": data_uri(png)}}
+    if images is None:
+        if png is m.get("png"):
+            return ctx
+        return {**ctx, "map": {**m, "png": png, "uri": data_uri(png)}}
+
+    def url(data: bytes | None) -> str:
+        if not data:
+            return ""
+        name = f"{_IMAGE_SCHEME}{hashlib.sha256(data).hexdigest()}.png"
+        images[name] = data
+        return name
+
+    charts = [{**c, "uri": url(c["png"])} for c in ctx.get("charts") or []]
+    return {**ctx, "map": {**m, "png": png, "uri": url(png)}, "charts": charts}
+
+
+_IMAGE_SCHEME = "cami-geo-image:"
+
+
+def _image_fetcher(images: dict[str, bytes]) -> Any | None:
+    """A WeasyPrint URL fetcher that serves ``images`` (URL -> PNG bytes) and fetches any
+    other URL as WeasyPrint's own does; None with an older WeasyPrint, without the
+    ``weasyprint.urls.URLFetcher`` class, where the print page keeps its data URIs."""
+    _import_weasyprint()  # (its faster import, should this be the first use)
+    try:
+        from weasyprint.urls import URLFetcher, URLFetcherResponse
+    except ImportError:
+        return None
+
+    class ImageFetcher(URLFetcher):
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            png = images.get(url)
+            if png is not None:
+                return URLFetcherResponse(url, png, {"Content-Type": "image/png"})
+            return super().fetch(url, headers)
+
+    return ImageFetcher()
 
 
 def _import_weasyprint() -> Any:
@@ -846,14 +916,79 @@ def _import_weasyprint() -> Any:
     return weasyprint
 
 
-def write_pdf(html: str, path: str | Path) -> None:
-    """Render the print HTML to PDF with WeasyPrint (metadata dates come from the HTML)."""
+def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = None) -> None:
+    """Render the print HTML to PDF with WeasyPrint (metadata dates come from the HTML);
+    ``images``: the PNGs the page refers to by URL (:func:`print_context`)."""
     weasyprint = _import_weasyprint()
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    weasyprint.HTML(string=html, base_url=".").write_pdf(str(path))
+    fetcher = _image_fetcher(images) if images else None
+    with _png_data_as_is():
+        weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(str(path))
+
+
+def png_idat(png: bytes) -> bytes | None:
+    """The image data (the IDAT chunks, one zlib stream of filtered rows) of an 8-bit,
+    non-interlaced greyscale or RGB PNG: what a PDF image with ``/FlateDecode`` and PNG
+    predictors holds. None for any other PNG (palette, alpha, 16-bit, interlaced)."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    pos, idat, ok = 8, [], False
+    while pos + 8 <= len(png):
+        length = int.from_bytes(png[pos:pos + 4], "big")
+        kind, body = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            # bit depth 8, colour type 0 (grey) or 2 (RGB), compression and filter 0, no interlace
+            ok = len(body) == 13 and body[8] == 8 and body[9] in (0, 2) and body[10:13] == b"\x00\x00\x00"
+            if not ok:
+                return None
+        elif kind == b"tRNS":  # transparency: WeasyPrint draws such a PNG with an alpha mask
+            return None
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+        pos += 12 + length
+    return b"".join(idat) if ok and idat else None
+
+
+@contextlib.contextmanager
+def _png_data_as_is():
+    """While WeasyPrint writes a PDF: embed a PNG's compressed data as it is.
+
+    WeasyPrint (``RasterImage._get_png_data``) decodes every PNG, encodes it again with
+    Pillow and keeps the IDAT chunks of the result. For an 8-bit grey or RGB PNG read
+    unchanged from its bytes (the charts and the print map: :func:`print_png` and
+    :func:`cami_geo.render.charts.population_chart` write such PNGs with Pillow, at its
+    default compression) those chunks are the image's own: same pixels in the PDF, without
+    a decode and an encode per image. Anything else (images WeasyPrint converted, resized
+    or split from an alpha channel; another WeasyPrint without that method) goes the usual way.
+    """
+    try:
+        from weasyprint.images import RasterImage
+
+        original = RasterImage.__dict__["_get_png_data"]
+        encode = original.__func__
+    except (ImportError, KeyError, AttributeError):
+        yield
+        return
+
+    def get_png_data(pillow_image: Any) -> bytes:
+        fp = getattr(pillow_image, "fp", None)
+        if (getattr(pillow_image, "format", None) == "PNG" and pillow_image.mode in ("L", "RGB")
+                and isinstance(fp, io.BytesIO)):
+            data = png_idat(fp.getvalue())
+            if data is not None:
+                return data
+        return encode(pillow_image)
+
+    RasterImage._get_png_data = staticmethod(get_png_data)
+    try:
+        yield
+    finally:
+        RasterImage._get_png_data = original
 
 
 def article_markdown(ctx: dict[str, Any], map_link: str) -> str:
@@ -939,6 +1074,12 @@ def _write_text(path: Any, text: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
+def _write_bytes(path: Any, parts: list[bytes]) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with Path(path).open("wb") as fh:
+        fh.writelines(parts)
+
+
 def _registry(params: dict[str, Any]) -> Registry:
     from ..workflow import registry_from_config
 
@@ -962,11 +1103,12 @@ def _write_documents(template: str, ctx: dict[str, Any], outputs: dict[str, Any]
     from .docx_writer import write_report_docx
 
     with _writing(outputs["html"]):
-        _write_text(outputs["html"], render_html(template, ctx))
+        _write_bytes(outputs["html"], _html_parts(template, ctx))
     with _writing(outputs["docx"]):
         write_report_docx(ctx, outputs["docx"])
     with _writing(outputs["pdf"]):
-        write_pdf(render_html(template, print_context(ctx), for_print=True), outputs["pdf"])
+        images: dict[str, bytes] | None = {} if _image_fetcher({}) is not None else None
+        write_pdf(render_html(template, print_context(ctx, images), for_print=True), outputs["pdf"], images)
     log.info("wrote %s, %s and %s", outputs["html"], outputs["docx"], outputs["pdf"])
 
 
