@@ -519,8 +519,8 @@ def test_template_syntax_in_submitted_text_stays_text(tmp_path):
     inputs, outputs, params = species_job(tmp_path, occ=occ)
     run_map_species_stage(inputs, outputs, params)
     html = Path(outputs["html"]).read_text(encoding="utf-8")
-    # folium parses rendered scripts as templates once more: the '{' is written as \u007b in
-    # the JSON string, which the browser reads back as '{'
+    # the data is put into the page as literal text (never parsed as a template) and, as a second
+    # defence, the '{' is written as \u007b in the JSON string, which the browser reads back as '{'
     assert "{{ 7*7 }}" not in html and "Camp 49 north" not in html
     shown = html.replace("\\u007b", "{")
     assert "Camp {{ 7*7 }} north" in shown and "Ridge {# unclosed" in shown
@@ -535,3 +535,49 @@ def test_outside_resource_check():
     assert _outside_resource(page) == "<IMG alt=a SRC='//cdn.example/x.png"
     assert _outside_resource("a { background: URL(http://x/y.png) } <script src=//s.js>") == "URL(http://x/y.png"
     assert _outside_resource("<style>@Import 'a.css';</style>") == "@Import 'a.css'"
+
+
+def test_literal_element_renders_text_verbatim():
+    """The page parts carrying data are never compiled as templates: the text comes out as given,
+    template syntax in it included, and as branca's compiled Element gave text without syntax."""
+    from branca.element import Element, Figure
+
+    from cami_geo.render.maps import literal_element
+
+    data = '{"p":"Camp {{ 7*7 }} north","q":"{% if x %}","r":"Ridge {# unclosed"}'
+    el = literal_element(f"var d = {data};\n")
+    assert el.render() == f"var d = {data};"
+    fig = Figure()
+    fig.header.add_child(el, name="data")
+    page = fig.render()
+    assert f"var d = {data};" in page and "Camp 49 north" not in page
+    # without template syntax: the very output of branca's Element (line breaks, final newline)
+    for plain in ("a\r\nb\rc\n", "x = 1;\n\n", "no newline", "", "\n"):
+        assert literal_element(plain).render() == Element(plain).render(), repr(plain)
+
+
+def test_literal_macro_element_keeps_data_as_text():
+    """A layer rendered through LiteralMacroElement puts its script into the page without a second
+    template pass (``{{ 7*7 }}`` in its data stays text) and keeps folium's own rendering (addTo)."""
+    import folium
+    from folium.map import Layer
+    from folium.template import Template
+
+    from cami_geo.render.maps import _literal_classes
+
+    _, LiteralMacroElement = _literal_classes()
+
+    class DataLayer(Layer, LiteralMacroElement):
+        _template = Template("{% macro script(this, kwargs) %}\nvar {{ this.get_name() }} = L.featureGroup();\n"
+                             "show({{ this.data }});\n{% endmacro %}")
+
+        def __init__(self, data):
+            super().__init__(name="data", overlay=True)
+            self.data = data
+
+    m = folium.Map(tiles=None)
+    layer = DataLayer('"{{ 7*7 }} {% raw %} {#"')
+    layer.add_to(m)
+    html = m.get_root().render()
+    assert 'show("{{ 7*7 }} {% raw %} {#");' in html and "49" not in html.split("show(")[1][:20]
+    assert f"{layer.get_name()}.addTo({m.get_name()});" in html

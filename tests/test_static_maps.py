@@ -85,3 +85,89 @@ def test_scale_bar_length_is_true(species_map):
     assert _nice_length_km(2600) == 1000
     assert _nice_length_km(700) == 200
     assert _nice_length_km(40) == 10
+
+
+def test_svg_canvas_writes_matplotlibs_svg(tmp_path):
+    """The canvas render_static uses writes the SVG matplotlib writes (markers styled once per run)."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    from cami_geo.render.static import _canvas_class, _scatter
+
+    def draw(canvas_class, path):
+        with matplotlib.rc_context({"svg.hashsalt": "test", "svg.fonttype": "none"}):
+            fig = Figure(figsize=(3, 2))
+            if canvas_class is not None:
+                canvas_class(fig)
+            ax = fig.add_axes([0.1, 0.1, 0.8, 0.8])
+            ax.set_xlim(0, 10)
+            ax.set_ylim(0, 10)
+            rng = np.random.default_rng(1)
+            for size, colour in ((60.0, "#b2182b"), (20.0, "#7b3294")):
+                _scatter(ax, rng.uniform(0, 10, 40), rng.uniform(0, 10, 40), [size],
+                         matplotlib.colors.to_rgba_array([colour]), "#333333", 2, False)
+            ax.text(5, 5, "label")
+            fig.savefig(path, format="svg", dpi=300, metadata={"Date": None, "Creator": None})
+        return Path(path).read_bytes()
+
+    ours = draw(_canvas_class(), tmp_path / "ours.svg")
+    theirs = draw(None, tmp_path / "theirs.svg")
+    assert ours == theirs
+    assert ours.count(b"<use ") >= 80  # the 80 markers (and the tick marks)
+
+
+def test_marker_runs_draw_as_one_scatter_per_run(tmp_path):
+    """The runs of an occurrence layer, drawn by one artist, give the pixels and the SVG of one
+    scatter per run (rasterised in the SVG or not)."""
+    import matplotlib
+    from matplotlib.colors import to_rgba_array
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from cami_geo.render.static import _canvas_class, _marker_runs, _png_bytes, _scatter
+
+    rng = np.random.default_rng(5)
+    palette = to_rgba_array(["#b2182b", "#7b3294"])
+    runs = [(rng.uniform(0, 10, (n, 2)), size, i % 2) for i, (n, size) in enumerate(((30, 70.5), (12, 44.1), (25, 20.0), (1, 9.0)))]
+
+    def draw(one_artist: bool, rasterized: bool, name: str) -> tuple[np.ndarray, bytes]:
+        with matplotlib.rc_context({"svg.hashsalt": "test", "svg.fonttype": "none"}):
+            fig = Figure(figsize=(3, 2))
+            _canvas_class()(fig)
+            ax = fig.add_axes([0.1, 0.1, 0.8, 0.8])
+            ax.set_xlim(0, 10)
+            ax.set_ylim(0, 10)
+            if one_artist:
+                _marker_runs(ax, runs, palette, "#333333", 2, rasterized)
+            else:
+                for xy, size, colour in runs:
+                    _scatter(ax, xy[:, 0], xy[:, 1], [size], palette[colour][None, :], "#333333", 2, rasterized)
+            svg = tmp_path / f"{name}.svg"
+            fig.savefig(svg, format="svg", dpi=150, metadata={"Date": None, "Creator": None})
+            fig.set_dpi(150)
+            fig.canvas.draw()
+            png = tmp_path / f"{name}.png"
+            png.write_bytes(_png_bytes(np.asarray(fig.canvas.buffer_rgba()), 150))
+        return np.asarray(Image.open(png)), svg.read_bytes()
+
+    for rasterized in (False, True):
+        runs_px, runs_svg = draw(True, rasterized, f"runs{rasterized}")
+        scatter_px, scatter_svg = draw(False, rasterized, f"scatter{rasterized}")
+        assert (runs_px == scatter_px).all()
+        assert runs_svg == scatter_svg
+        assert runs_px.std() > 10  # something was drawn
+
+
+def test_png_bytes_round_trip():
+    """The PNG writer keeps every pixel, opaque (RGB) or not (RGBA), and records the dpi."""
+    import io
+
+    from PIL import Image
+
+    from cami_geo.render.static import _png_bytes
+
+    rgba = np.random.default_rng(0).integers(0, 256, (37, 53, 4), dtype=np.uint8)
+    for pixels in (rgba, rgba[..., :3]):
+        img = Image.open(io.BytesIO(_png_bytes(pixels, 300)))
+        assert (np.asarray(img) == pixels).all(), pixels.shape
+        assert round(img.info["dpi"][0]) == 300

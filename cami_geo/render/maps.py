@@ -22,11 +22,15 @@ Safety and reproducibility:
   basemap is a vector layer from the boundaries: the page makes no request.
 
 Speed: occurrence cells and their popups are computed with numpy over integer cell keys;
-occurrence fields a map does not show are not read; folium is imported only to write the page.
+occurrence fields a map does not show are not read; folium is imported only to write the page;
+the page parts carrying data are put in as literal text, never compiled as templates
+(:func:`literal_element`); a map stage runs without the cyclic garbage collector.
 """
 
 from __future__ import annotations
 
+import functools
+import gc
 import hashlib
 from contextlib import contextmanager
 import itertools
@@ -544,11 +548,12 @@ def _cell_popups(lat: np.ndarray, lon: np.ndarray, dec: np.ndarray, step: np.nda
     where = [""] * count
     for d, s in sorted(set(zip(dec.tolist(), step.tolist()))):
         at = np.flatnonzero((dec == d) & (step == s))
-        head = f" in this {s:g}&deg; cell<br>Latitude {{:.{d}f}}&ndash;{{:.{d}f}}&deg;, longitude {{:.{d}f}}&ndash;{{:.{d}f}}&deg;"
+        head = f" in this {s:g}&deg; cell<br>Latitude "
+        texts = _fixed_texts(d)
         la, lo = lat[at], lon[at]
-        for i, a, b, c, e in zip(at.tolist(), la.tolist(), _round_floats(la + s, d).tolist(), lo.tolist(),
-                                 _round_floats(lo + s, d).tolist()):
-            where[i] = head.format(a, b, c, e)
+        for i, a, b, c, e in zip(at.tolist(), texts(la.tolist()), texts(_round_floats(la + s, d).tolist()),
+                                 texts(lo.tolist()), texts(_round_floats(lo + s, d).tolist())):
+            where[i] = f"{head}{a}&ndash;{b}&deg;, longitude {c}&ndash;{e}&deg;"
     counts: dict[int, str] = {}
     extras: dict[tuple, str] = {}
     out = []
@@ -574,6 +579,26 @@ def _cell_popups(lat: np.ndarray, lon: np.ndarray, dec: np.ndarray, step: np.nda
                 html += f"&hellip; and {k - len(lines[i]):,} more"
         out.append(html)
     return out
+
+
+def _fixed_texts(decimals: int):
+    """A function giving ``[f"{v:.{decimals}f}" for v in values]``, each distinct value formatted
+    once (cells of one grid share their rows' latitudes and their columns' longitudes)."""
+    fmt = f"{{:.{decimals}f}}".format
+    cache: dict[float, str] = {}
+
+    def texts(values: list[float]) -> list[str]:
+        out = []
+        for v in values:
+            t = cache.get(v) if v else None  # 0.0 and -0.0 are one key but two texts: not cached
+            if t is None:
+                t = fmt(v)
+                if v:
+                    cache[v] = t
+            out.append(t)
+        return out
+
+    return texts
 
 
 def _round_floats(values: np.ndarray, decimals: int) -> np.ndarray:
@@ -612,7 +637,9 @@ def _withheld_by_country(occ: gpd.GeoDataFrame, rows: np.ndarray | None = None,
         unlocated &= np.asarray(rows, dtype=bool)
     if not unlocated.any():
         return pd.DataFrame(columns=["iso3", "n", "note"])
-    w = occ[unlocated]
+    # only the three fields used, not a copy of every column (called once per species on a Range State map)
+    w = pd.DataFrame(occ[[c for c in ("iso3", "information_withheld", "data_generalizations") if c in occ.columns]])
+    w = w[unlocated]
     iso = _texts(_col(w, "iso3"))
     note = _texts(_col(w, "information_withheld")).where(lambda s: s != "", _texts(_col(w, "data_generalizations")))
     frame = pd.DataFrame({"iso3": iso.to_numpy(), "note": note.to_numpy()})
@@ -1149,10 +1176,12 @@ _TEMPLATE_OPENING = re.compile(r"\{(?=[{%#])")
 def _js_json(obj: Any) -> str:
     """JSON safe to place inside a <script> element written by folium.
 
-    folium (branca) parses each element's rendered script once more as a Jinja template, so
-    submitted text holding ``{{``, ``{%`` or ``{#`` would be evaluated or break the page.
-    JSON itself never puts ``{`` before those characters, so every such ``{`` is inside a
-    string and becomes ``\\u007b`` there (the same character once the browser parses it).
+    folium (branca) parses each element's rendered script once more as a Jinja template, where
+    submitted text holding ``{{``, ``{%`` or ``{#`` would be evaluated or break the page. Our
+    data-bearing elements are rendered as literal text (:func:`_literal_classes`) and never
+    parsed again; as a second defence, should the text ever reach a template: JSON itself never
+    puts ``{`` before those characters, so every such ``{`` is inside a string and becomes
+    ``\\u007b`` there (the same character once the browser parses it).
     """
     text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     text = _TEMPLATE_OPENING.sub(r"\\u007b", text)
@@ -1332,6 +1361,61 @@ def _outside_resource(html: str) -> str | None:
     return min(found, key=lambda m: m.start()).group(0) if found else None
 
 
+def _as_template_output(text: str) -> str:
+    """What a Jinja template whose source is ``text`` (holding no template syntax) renders to:
+    line breaks as ``\\n`` and one final line break dropped (``keep_trailing_newline`` off)."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return text[:-1] if text.endswith("\n") else text
+
+
+@functools.lru_cache(maxsize=None)
+def _literal_classes() -> tuple[type, type]:
+    """(LiteralElement, LiteralMacroElement), made on first use (branca is imported only to write a page).
+
+    branca's ``Element(template=text)`` compiles ``text`` as a Jinja template, and
+    ``MacroElement.render`` wraps every rendered macro that way: a layer's script, holding
+    megabytes of data, was lexed and compiled once more only to give back the same text.
+    ``LiteralElement`` holds text and renders it as it is, with no template compiled and no
+    parsing (submitted text in it can never be evaluated); the output is the one the compiled
+    template gave (:func:`_as_template_output`). ``LiteralMacroElement`` is a MacroElement
+    whose rendered header/html/script macros go into the page as LiteralElements; put it after
+    folium's classes in the bases (``class L(Layer, LiteralMacroElement)``) so that their
+    ``render`` (e.g. a Layer's ``addTo``) still runs and ends here instead of in MacroElement's.
+    """
+    from branca.element import Element, Figure, MacroElement
+
+    class LiteralElement(Element):
+        def __init__(self, text: str):
+            super().__init__()  # no template argument: the class's (empty) template, nothing compiled
+            self._name = "LiteralElement"
+            self.text = _as_template_output(str(text))
+
+        def render(self, **kwargs) -> str:
+            return self.text
+
+    class LiteralMacroElement(MacroElement):
+        def render(self, **kwargs) -> None:
+            figure = self.get_root()
+            if not isinstance(figure, Figure):
+                raise MapError("A map element can only be rendered inside a figure.")
+            module = self._template.module.__dict__
+            for macro_name, target in (("header", figure.header), ("html", figure.html),
+                                       ("script", figure.script)):
+                macro = module.get(macro_name)
+                if macro is not None:
+                    target.add_child(LiteralElement(macro(self, kwargs)), name=self.get_name())
+            for element in self._children.values():
+                element.render(**kwargs)
+
+    return LiteralElement, LiteralMacroElement
+
+
+def literal_element(text: str):
+    """A branca element that puts ``text`` into the page as it is (see :func:`_literal_classes`)."""
+    return _literal_classes()[0](text)
+
+
 @contextmanager
 def deterministic_ids(key: str):
     """Make branca/folium element ids a function of ``key`` and creation order."""
@@ -1355,15 +1439,17 @@ def deterministic_ids(key: str):
 def render_html(content: MapContent) -> str:
     """The self-contained HTML page of a map (same content -> same bytes)."""
     import folium
-    from branca.element import Element, MacroElement
     from folium.map import Layer
     from folium.template import Template
 
     from cami_geo.render.assets import inline_head
 
     head = inline_head()
+    _, LiteralMacroElement = _literal_classes()
 
-    class CamiLayer(Layer):
+    # the data-bearing elements render through LiteralMacroElement: their scripts (all the
+    # layers' data) are never compiled as templates; folium's own elements render as usual
+    class CamiLayer(Layer, LiteralMacroElement):
         _template = Template(
             "{% macro script(this, kwargs) %}\n"
             "var {{ this.get_name() }} = L.featureGroup();\n"
@@ -1375,7 +1461,7 @@ def render_html(content: MapContent) -> str:
             self._name = "CamiLayer"
             self.parts = [_js_json(p) for p in parts]
 
-    class CamiControls(MacroElement):
+    class CamiControls(LiteralMacroElement):
         _template = Template(
             "{% macro script(this, kwargs) %}\n"
             "L.control.scale({imperial: false, maxWidth: 160}).addTo({{ this._parent.get_name() }});\n"
@@ -1395,10 +1481,10 @@ def render_html(content: MapContent) -> str:
         m.default_css = []
         fig = m.get_root()
         fig.title = esc(f"{content.title} – CAMI map, cycle {content.cycle}")
-        fig.header.add_child(Element(content_security_policy(content.online_tiles)), name="cami_csp")
-        fig.header.add_child(Element(head), name="cami_assets")
-        fig.header.add_child(Element(f"<style>{_CSS.replace('%(water)s', sym.WATER)}</style>\n<script>{_HELPERS_JS}</script>"),
-                             name="cami_helpers")
+        fig.header.add_child(literal_element(content_security_policy(content.online_tiles)), name="cami_csp")
+        fig.header.add_child(literal_element(head), name="cami_assets")
+        fig.header.add_child(literal_element(f"<style>{_CSS.replace('%(water)s', sym.WATER)}</style>\n"
+                                             f"<script>{_HELPERS_JS}</script>"), name="cami_helpers")
 
         base = basemap_styles(content)
         base["dash"] = None
@@ -1488,6 +1574,23 @@ def write_maps(content: MapContent, outputs: dict, settings: dict) -> None:
 # Stage functions
 
 
+@contextmanager
+def _no_cycle_collection():
+    """Run a map stage without the cyclic garbage collector (restored afterwards).
+
+    A map job makes hundreds of thousands of objects (records, cells, popups, artists) and
+    frees them by reference counting; the collector, triggered by the allocations, only walks
+    them and the imported libraries again and again (about a tenth of a Range State map's
+    CPU time). The few cycles a job leaves (matplotlib's figure) are collected afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _params(params: dict) -> tuple[dict, str]:
     settings = params.get("settings") or {}
     return settings, str(params.get("version", ""))
@@ -1495,30 +1598,33 @@ def _params(params: dict) -> tuple[dict, str]:
 
 def run_map_species_stage(inputs: dict, outputs: dict, params: dict) -> None:
     """Species map: ``inputs`` public, by_country, by_species, boundaries; ``outputs`` html, png, svg, embed."""
-    settings, version = _params(params)
-    slug = Path(inputs["public"]).stem
-    by_country = read_table(inputs["by_country"], "status-by-country")
-    by_species = read_table(inputs["by_species"], "status-by-species")
-    boundaries = load_configured(inputs["boundaries"], settings)
-    content = build_species_content(inputs["public"], by_country, by_species, boundaries, settings, version, slug)
-    write_maps(content, outputs, settings)
+    with _no_cycle_collection():
+        settings, version = _params(params)
+        slug = Path(inputs["public"]).stem
+        by_country = read_table(inputs["by_country"], "status-by-country")
+        by_species = read_table(inputs["by_species"], "status-by-species")
+        boundaries = load_configured(inputs["boundaries"], settings)
+        content = build_species_content(inputs["public"], by_country, by_species, boundaries, settings, version, slug)
+        write_maps(content, outputs, settings)
 
 
 def run_map_country_stage(inputs: dict, outputs: dict, params: dict) -> None:
     """Range State map: ``inputs`` public (clean.gpkg), by_country, boundaries; ``outputs`` html, png, svg, embed."""
-    settings, version = _params(params)
-    iso3 = Path(outputs["html"]).stem.upper()
-    by_country = read_table(inputs["by_country"], "status-by-country")
-    boundaries = load_configured(inputs["boundaries"], settings)
-    content = build_country_content(inputs["public"], by_country, boundaries, settings, version, iso3)
-    write_maps(content, outputs, settings)
+    with _no_cycle_collection():
+        settings, version = _params(params)
+        iso3 = Path(outputs["html"]).stem.upper()
+        by_country = read_table(inputs["by_country"], "status-by-country")
+        boundaries = load_configured(inputs["boundaries"], settings)
+        content = build_country_content(inputs["public"], by_country, boundaries, settings, version, iso3)
+        write_maps(content, outputs, settings)
 
 
 def run_map_overview_stage(inputs: dict, outputs: dict, params: dict) -> None:
     """Overview map: ``inputs`` by_country, by_species, boundaries; ``outputs`` html, png, embed."""
-    settings, version = _params(params)
-    by_country = read_table(inputs["by_country"], "status-by-country")
-    by_species = read_table(inputs["by_species"], "status-by-species")
-    boundaries = load_configured(inputs["boundaries"], settings)
-    content = build_overview_content(by_country, by_species, boundaries, settings, version)
-    write_maps(content, outputs, settings)
+    with _no_cycle_collection():
+        settings, version = _params(params)
+        by_country = read_table(inputs["by_country"], "status-by-country")
+        by_species = read_table(inputs["by_species"], "status-by-species")
+        boundaries = load_configured(inputs["boundaries"], settings)
+        content = build_overview_content(by_country, by_species, boundaries, settings, version)
+        write_maps(content, outputs, settings)
