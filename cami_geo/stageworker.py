@@ -260,6 +260,10 @@ def serve(path: str, parent_pid: int) -> None:
     signal.signal(signal.SIGTERM, _on_term)
     try:
         _preload()
+        import gc
+
+        gc.collect()
+        gc.freeze()   # the libraries' objects: children's collections need not walk (or copy) them
         Path(path + ".ready").touch()   # for whoever wants to know (tests); jobs just connect
         while _alive(parent_pid) or children:
             watched = {c["conn"]: fd for fd, c in children.items() if not c["cancelled"]}
