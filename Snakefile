@@ -13,8 +13,10 @@ from cami_geo import workflow as cw
 from cami_geo.errors import CamiGeoError
 from cami_geo.combine import LAYERS
 from cami_geo.status.slices import slice_paths
+from cami_geo.snakemake_fixes import one_recheck_timer
 
 min_version("9.0")
+one_recheck_timer()  # Snakemake's scheduler otherwise piles up re-check timers (see the module)
 
 try:
     config.update(cw.load_config(workflow.basedir, Path.cwd(), dict(config)))

@@ -1,0 +1,57 @@
+"""A fix for a Snakemake scheduler behaviour that costs a local run a good share of a core.
+
+Snakemake 9's job scheduler (``snakemake.scheduling.job_scheduler.JobScheduler``) ends every
+scheduling round by starting a timer that starts another round one ``--max-jobs-per-timespan``
+later (default ``100/1s``: one second). Rounds also start when a job ends, and each of those
+starts a timer of its own, so the timers form chains that never stop: after *n* jobs have
+ended, about *n* rounds run every second. A round looks at every ready job (re-evaluating
+its params and resources, the sizes of its inputs, and the job selection), so by the end of
+a run of a hundred jobs Snakemake's own process spends most of a core on rounds that find
+nothing new (docs/benchmarks.md: about 40 s of CPU in Snakemake's process over a run of 111
+jobs, whose own CPU time was ~250 s on two cores).
+
+:func:`one_recheck_timer` keeps at most one such timer pending per scheduler. A round still
+follows every job end and a timer still follows a round (so a rate-limited run still gets
+its next round within the timespan); only the duplicate chains are gone. The Snakefile
+applies it when it is loaded; it changes nothing when Snakemake's scheduler no longer has
+the method (a later release that fixed it differently), and it is applied once.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_MARK = "_cami_geo_one_timer"
+
+
+def one_recheck_timer() -> bool:
+    """Patch ``JobScheduler._schedule_reevalutation`` (sic) to keep one pending timer.
+    Returns True when the patch is in place (now or from an earlier call)."""
+    try:
+        from snakemake.scheduling.job_scheduler import JobScheduler
+    except ImportError:
+        return False
+    original = getattr(JobScheduler, "_schedule_reevalutation", None)
+    if original is None:
+        return False
+    if getattr(original, _MARK, False):
+        return True
+
+    def _schedule_reevalutation(self, delay) -> None:
+        # the same timer Snakemake starts, unless one is pending already; the flag is
+        # cleared before the timer releases the scheduler, so the round it starts can
+        # start the next one
+        if getattr(self, "_cami_geo_recheck_pending", False):
+            return
+        self._cami_geo_recheck_pending = True
+
+        def fire() -> None:
+            self._cami_geo_recheck_pending = False
+            self._open_jobs.release()
+
+        threading.Timer(delay, fire).start()
+
+    setattr(_schedule_reevalutation, _MARK, True)
+    _schedule_reevalutation.__doc__ = original.__doc__
+    JobScheduler._schedule_reevalutation = _schedule_reevalutation
+    return True
