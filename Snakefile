@@ -1,6 +1,7 @@
 # cami-geo: ingest -> validate -> status -> maps -> documents.
 # `snakemake --cores all` here, or `snakemake -s PATH/Snakefile -d WORKDIR --cores all`.
-# Rules are thin: every step calls one function of the cami_geo package (cami_geo.stages).
+# Rules are thin: every step runs one function of the cami_geo package (cami_geo.workflow.STAGES)
+# through cami_geo.stageworker.job_command.
 
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from cami_geo.errors import CamiGeoError
 from cami_geo.combine import LAYERS
 from cami_geo.status.slices import slice_paths
 from cami_geo.snakemake_fixes import one_recheck_timer
+from cami_geo.stageworker import job_command
 
 min_version("9.0")
 one_recheck_timer()  # Snakemake's scheduler otherwise piles up re-check timers (see the module)

@@ -4,10 +4,11 @@
         [--species all|SLUG ...] [--keep DIR] [--no-worker]
 
 For each size: `cami-geo synth` writes a tree in a temporary folder, then `snakemake` runs
-on it with `--cores`; per-stage wall time and peak memory come from Snakemake's
-`benchmark:` files (logs/benchmarks/, max_rss in MB); end-to-end wall time is measured
-around the Snakemake call, and its peak memory is the largest single-job max_rss (jobs of
-one stage may run side by side, so their sum is printed too). Also measures the
+on it with `--cores`; per-stage wall time, CPU time and peak memory come from the
+`job figures:` line each job appends to its log (cami_geo.stageworker: measured by wait4 on
+the process that ran the stage, with or without the stage worker); end-to-end wall time
+and the CPU time of the whole run (Snakemake's own process included) are measured around
+the Snakemake call, and its peak memory is the largest single-job max_rss. Also measures the
 incremental case: one species' submission changed (1 % of its occurrence rows removed), the
 jobs that re-ran (counted from Snakemake's "Finished jobid" lines, by rule) and wall time.
 Prints a Markdown table for docs/benchmarks.md.
@@ -49,8 +50,8 @@ def snakemake(workdir: Path, cores: int, *extra: str) -> tuple[float, str]:
     return wall, proc.stdout + proc.stderr
 
 
-def worker_figures(log: Path) -> dict[str, float] | None:
-    """The figures the stage worker appended to a job's log (cami_geo.stageworker), if any."""
+def job_figures(log: Path) -> dict[str, float] | None:
+    """The figures a job appended to its log (cami_geo.stageworker), if any."""
     if not log.exists():
         return None
     for line in reversed(log.read_text(encoding="utf-8", errors="replace").splitlines()):
@@ -60,21 +61,20 @@ def worker_figures(log: Path) -> dict[str, float] | None:
 
 
 def stage_table(workdir: Path) -> pd.DataFrame:
-    """Per stage: jobs, wall time (Snakemake's benchmark files: the job as Snakemake saw it),
-    CPU time and peak RSS (of the forked child when the stage worker ran the job, from the
-    job's log, since the benchmark file then measures only the job's small client process)."""
+    """Per stage: jobs, wall time summed over its jobs, CPU time and peak RSS of the processes
+    that ran them (from each job's log under logs/; the stage is the log's folder, or its name
+    for combine and status_tables; maps and reports are split by species/country/overview)."""
     rows = []
-    bench = workdir / "logs" / "benchmarks"
-    for tsv in bench.rglob("*.tsv"):
-        df = pd.read_csv(tsv, sep="\t")
-        stage = tsv.parent.name if tsv.parent.name != "benchmarks" else tsv.stem
+    logs = workdir / "logs"
+    for log in logs.rglob("*.log"):
+        fig = job_figures(log)
+        if fig is None:
+            continue
+        rel = log.relative_to(logs)
+        stage = rel.parts[0] if len(rel.parts) > 1 else log.stem
         if stage in ("maps", "reports"):
-            stage = f"{stage}:{tsv.stem.split('_')[0]}"
-        row = {"stage": stage, "s": df["s"].iloc[0], "cpu_s": df["cpu_time"].iloc[0], "max_rss_mb": df["max_rss"].iloc[0]}
-        fig = worker_figures(workdir / "logs" / tsv.relative_to(bench).with_suffix(".log"))
-        if fig:
-            row.update(cpu_s=fig["cpu_s"], max_rss_mb=fig["max_rss_mb"])
-        rows.append(row)
+            stage = f"{stage}:{log.stem.split('_')[0]}"
+        rows.append({"stage": stage, "s": fig["wall_s"], "cpu_s": fig["cpu_s"], "max_rss_mb": fig["max_rss_mb"]})
     t = pd.DataFrame(rows)
     return t.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), max_job_s=("s", "max"), cpu_s=("cpu_s", "sum"),
                                   peak_rss_mb=("max_rss_mb", "max")).reset_index()

@@ -3,9 +3,9 @@ child for each Snakemake job, so that a job does not pay for them again.
 
 Importing pandas, geopandas, pyproj, matplotlib, folium and WeasyPrint takes about a second;
 a run over 17 species and 20 Range States has a hundred jobs, each a fresh Python process.
-With the worker, a job's process (``workflow/scripts/stage.py``) only sends its stage name,
-files and parameters, with its standard input, output and error, over a Unix socket; the
-worker forks (a copy of a process that has imported everything, made in milliseconds), the
+With the worker, a job's process (this file run by a Python without site-packages, see
+:func:`job_command`) only sends its stage name, files and parameters, with its standard
+input, output and error, over a Unix socket; the worker forks (a copy of a process that has imported everything, made in milliseconds), the
 child runs the stage exactly as the job's own process would (same :func:`run_stage`, the
 job's working directory, environment and output streams), and the exit status goes back
 to the job. Snakemake still schedules, counts cores and checks every job; only the process
@@ -13,14 +13,15 @@ that does the work is made differently.
 
 Lifetime: the Snakefile starts the worker when a local run starts (``onstart``) and stops it
 when the run ends; the worker also ends by itself when the Snakemake process that started
-it is gone. A job whose client cannot reach the worker runs the stage in its own process,
-as without the worker; ``stage_worker: false`` in the configuration turns it off, and runs
+it is gone. A job whose client cannot reach the worker runs the stage in a Python process
+of its own (``python -m cami_geo.stageworker --run FILE``), as without the worker; ``stage_worker: false`` in the configuration turns it off, and runs
 on a cluster executor never use it (their jobs run on other machines). When the job's
 process ends before its child (Snakemake cancelled the job), the worker ends the child.
 
-The figures of a job run this way (wall time, CPU time, peak resident memory of the child,
-from ``wait4``) are appended to the job's log, since Snakemake's ``benchmark:`` files then
-measure the small client process only.
+The figures of a job (wall time, CPU time, peak resident memory of the process that ran
+the stage, from ``wait4``) are appended to the job's log as ``job figures: ...``, with or
+without the worker, since Snakemake's ``benchmark:`` files of ``run:`` jobs measure
+Snakemake's own process (their wall time is right).
 
 This module imports only the standard library: the client side runs in every job.
 """
@@ -52,7 +53,7 @@ PRELOAD = ("numpy", "pandas", "pandas.io.formats.csvs", "pyarrow", "pyarrow.comp
 """Modules imported by the worker before it forks (besides the stage modules of
 :data:`cami_geo.workflow.STAGES`); a missing one is skipped."""
 
-FIGURES_PREFIX = "stage worker figures:"
+FIGURES_PREFIX = "job figures:"
 _HEADER = struct.Struct("!Q")
 
 
@@ -65,28 +66,78 @@ def _as_dict(named: Any) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, list) else v) for k, v in named.items()}
 
 
-def job_from_snakemake(smk: Any) -> dict[str, Any]:
-    """The stage name, files, parameters and log of the ``snakemake`` object of a script job."""
-    log_files = [str(p) for p in smk.log]
-    params = _as_dict(smk.params)
-    params.setdefault("threads", smk.threads)
-    return {"name": smk.rule, "inputs": _as_dict(smk.input), "outputs": _as_dict(smk.output), "params": params,
-            "log_path": log_files[0] if log_files else None}
+def _plain(value: Any) -> Any:
+    """Builtin types only (Snakemake's file names are ``str`` subclasses): the client that
+    reads the job runs without site-packages, so it cannot import their classes."""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
-def run_job(smk: Any) -> None:
-    """Entry point of ``workflow/scripts/stage.py``: run the job's stage in the worker when one
-    is reachable, else in this process; exits with the stage's exit status."""
-    job = job_from_snakemake(smk)
+def job_command(rule: str, input: Any, output: Any, params: Any, log: Any, threads: int,  # noqa: A002
+                conda_env: str | None = None) -> str:
+    """The shell command that runs a rule's stage (called from the rule's ``run:`` block,
+    which passes it to Snakemake's ``shell()`` so that Snakemake can cancel and benchmark it).
+
+    The job (stage name, files, parameters, log) goes to a temporary file that the command
+    reads and removes; the command is this file run as a script by a Python without
+    site-packages (``-I -S``: a few milliseconds), which hands the job to the stage worker
+    or, without one, runs it in a full Python process of its own."""
+    import shlex
+    import tempfile
+
+    log_files = [str(p) for p in log]
+    job_params = _plain(_as_dict(params))
+    job_params.setdefault("threads", threads)
+    job = {"name": str(rule), "inputs": _plain(_as_dict(input)), "outputs": _plain(_as_dict(output)),
+           "params": job_params, "log_path": log_files[0] if log_files else None}
+    fd, path = tempfile.mkstemp(prefix="cami-geo-job-", suffix=".pickle")
+    with os.fdopen(fd, "wb") as fh:
+        pickle.dump(job, fh)
+    python = os.path.join(conda_env, "bin", "python") if conda_env else sys.executable
+    return f"{shlex.quote(python)} -I -S {shlex.quote(os.path.abspath(__file__))} --job {shlex.quote(path)}"
+
+
+def _write_figures(log_path: str | None, wall_s: float, cpu_s: float, max_rss_mb: float, code: int) -> None:
+    if not log_path:
+        return
+    try:
+        with open(log_path, "a", encoding="utf-8") as fh:
+            fh.write(f"{FIGURES_PREFIX} wall_s={wall_s:.3f} cpu_s={cpu_s:.3f} max_rss_mb={max_rss_mb:.1f} exit={code}\n")
+    except OSError:
+        pass
+
+
+def client_main(job_path: str) -> int:
+    """``stageworker.py --job FILE``: run the job in the worker when one is reachable, else in
+    a full Python process (this one has no site-packages); returns the exit status."""
+    with open(job_path, "rb") as fh:
+        job = pickle.load(fh)
     code = delegate(job)
-    if code is None:
-        from .workflow import run_stage_or_exit
+    if code is not None:
+        os.unlink(job_path)
+        return code
+    start = time.perf_counter()
+    pid = os.spawnv(os.P_NOWAIT, sys.executable, [sys.executable, "-m", "cami_geo.stageworker", "--run", job_path])
+    _, status, ru = os.wait4(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    code = code if code >= 0 else 128 - code
+    _write_figures(job.get("log_path"), time.perf_counter() - start, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, code)
+    return code
 
-        run_stage_or_exit(job)
-        code = 0
-    sys.stdout.flush()
-    sys.stderr.flush()
-    sys.exit(code)
+
+def run_main(job_path: str) -> None:
+    """``python -m cami_geo.stageworker --run FILE``: run the job's stage in this process."""
+    with open(job_path, "rb") as fh:
+        job = pickle.load(fh)
+    os.unlink(job_path)
+    from cami_geo.workflow import run_stage_or_exit
+
+    run_stage_or_exit(job)
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes:
@@ -137,13 +188,8 @@ def delegate(job: dict[str, Any], *, path: str | None = None) -> int | None:
               file=sys.stderr)
         return 1
     conn.close()
-    if job.get("log_path") and reply.get("wall_s") is not None:
-        try:
-            with open(job["log_path"], "a", encoding="utf-8") as fh:
-                fh.write(f"{FIGURES_PREFIX} wall_s={reply['wall_s']:.3f} cpu_s={reply['cpu_s']:.3f} "
-                         f"max_rss_mb={reply['max_rss_mb']:.1f} exit={reply['code']}\n")
-        except OSError:
-            pass
+    if reply.get("wall_s") is not None:
+        _write_figures(job.get("log_path"), reply["wall_s"], reply["cpu_s"], reply["max_rss_mb"], reply["code"])
     return int(reply["code"])
 
 
@@ -379,4 +425,9 @@ def stop(proc: Any, path: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    if sys.argv[1] == "--job":
+        sys.exit(client_main(sys.argv[2]))
+    elif sys.argv[1] == "--run":
+        run_main(sys.argv[2])
+    else:
+        serve(sys.argv[1], int(sys.argv[2]))

@@ -1,8 +1,8 @@
 """Glue between the Snakefile and the package: configuration, the plan of jobs (which
 submissions, species and Range States exist), and running one stage with its log.
 
-The Snakefile holds no logic: it asks :func:`plan` what to build and calls
-:func:`run_stage` in every rule.
+The Snakefile holds no logic: it asks :func:`plan` what to build, and every rule runs
+:func:`run_stage` (through :func:`cami_geo.stageworker.job_command`).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params
               log_path: str | Path | None = None) -> None:
     """Run stage ``name``: ``f(inputs, outputs, params)`` from :data:`STAGES`, logging to ``log_path``.
 
-    A :class:`CamiGeoError` is logged and re-raised; :func:`run_from_snakemake` turns it
+    A :class:`CamiGeoError` is logged and re-raised; :func:`run_stage_or_exit` turns it
     into one sentence on stderr and exit status 1 (no traceback).
 
     ``params["read"]`` (a dict of paths), when a rule has it, joins ``inputs``: files a stage
@@ -208,11 +208,3 @@ def run_stage_or_exit(job: dict[str, Any]) -> None:
     except CamiGeoError as exc:
         print(f"cami-geo: {job['name']}: {exc}", file=sys.stderr)
         sys.exit(1)
-
-
-def run_from_snakemake(smk: Any) -> None:
-    """Run the stage named after the rule of a script job in this process (see
-    :func:`cami_geo.stageworker.run_job`, which tries the stage worker first)."""
-    from .stageworker import job_from_snakemake
-
-    run_stage_or_exit(job_from_snakemake(smk))

@@ -151,3 +151,41 @@ def test_worker_ends_when_its_run_is_gone(tmp_path):
     assert not status.exists() or "zombie" in status.read_text(), "the worker outlived the run that started it"
     assert not Path(path).exists()
     shutil.rmtree(Path(path).parent, ignore_errors=True)
+
+
+def _run_command(job: dict, env_worker: str | None) -> tuple[subprocess.CompletedProcess, Path]:
+    """A rule's run: block: stageworker.job_command, then the command in a shell."""
+    params = dict(job["params"])
+    threads = params.pop("threads")
+    cmd = stageworker.job_command(job["name"], job["inputs"], job["outputs"], params, [job["log_path"]], threads)
+    job_file = Path(cmd.rsplit(" ", 1)[1])
+    assert job_file.exists()
+    env = {k: v for k, v in os.environ.items() if k != stageworker.ENV}
+    if env_worker:
+        env[stageworker.ENV] = env_worker
+    return subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=300), job_file
+
+
+@pytest.mark.parametrize("with_worker", [False, True])
+def test_job_command_runs_the_stage_and_writes_its_figures(repo, tmp_path, request, with_worker):
+    path = request.getfixturevalue("worker")[1] if with_worker else None
+    job = _intake_job(repo, tmp_path, repo / "data/raw/submissions" / SUBMISSION)
+    proc, job_file = _run_command(job, path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "validation.json").exists()
+    assert not job_file.exists(), "the job's temporary file is left behind"
+    figures = [ln for ln in (tmp_path / "intake.log").read_text(encoding="utf-8").splitlines()
+               if ln.startswith(stageworker.FIGURES_PREFIX)]
+    assert len(figures) == 1 and "exit=0" in figures[0]
+    cpu = float(figures[0].split("cpu_s=")[1].split()[0])
+    assert cpu > 0.05   # the stage's process, not the client's few milliseconds
+
+
+def test_job_command_failure_without_worker_is_one_sentence(repo, tmp_path):
+    job = _intake_job(repo, tmp_path, repo / "data/raw/submissions" / SUBMISSION)
+    job["inputs"]["boundaries"] = str(tmp_path / "missing.gpkg")
+    job["params"]["settings"] = dict(job["params"]["settings"], boundaries={"path": str(tmp_path / "missing.gpkg")})
+    proc, _ = _run_command(job, None)
+    assert proc.returncode == 1
+    assert "cami-geo: intake:" in proc.stderr and "missing.gpkg" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -24,12 +24,10 @@ rule intake:
         settings=config,
     log:
         "logs/intake/{submission}.log",
-    benchmark:
-        "logs/benchmarks/intake/{submission}.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))
 
 
 # A checkpoint: once it has run, Snakemake looks at the DAG again, and a species' or Range
@@ -80,9 +78,7 @@ checkpoint combine:
     log:
         "logs/combine.log",
     threads: 4  # partition files written in parallel; Snakemake caps it at --cores
-    benchmark:
-        "logs/benchmarks/combine.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))

@@ -25,12 +25,10 @@ rule map_species:
         settings=config,
     log:
         "logs/maps/species_{species}.log",
-    benchmark:
-        "logs/benchmarks/maps/species_{species}.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))
 
 
 rule map_country:
@@ -55,12 +53,10 @@ rule map_country:
         settings=config,
     log:
         "logs/maps/country_{iso3}.log",
-    benchmark:
-        "logs/benchmarks/maps/country_{iso3}.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))
 
 
 rule map_overview:
@@ -79,9 +75,7 @@ rule map_overview:
         settings=config,
     log:
         "logs/maps/overview.log",
-    benchmark:
-        "logs/benchmarks/maps/overview.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))

@@ -31,12 +31,10 @@ rule report_species:
         settings=config,
     log:
         "logs/reports/species_{species}.log",
-    benchmark:
-        "logs/benchmarks/reports/species_{species}.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))
 
 
 rule report_country:
@@ -65,9 +63,7 @@ rule report_country:
         settings=config,
     log:
         "logs/reports/country_{iso3}.log",
-    benchmark:
-        "logs/benchmarks/reports/country_{iso3}.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))

@@ -24,12 +24,10 @@ rule status_species:
         settings=config,
     log:
         "logs/status/{species}.log",
-    benchmark:
-        "logs/benchmarks/status/{species}.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))
 
 
 # A checkpoint, like combine: a species' or Range State's maps and documents read its own
@@ -63,9 +61,7 @@ checkpoint status_tables:
         settings=config,
     log:
         "logs/status_tables.log",
-    benchmark:
-        "logs/benchmarks/status_tables.tsv"
     conda:
         "../../environment.yml"
-    script:
-        "../scripts/stage.py"
+    run:
+        shell(job_command(rule, input, output, params, log, threads, conda_env))
