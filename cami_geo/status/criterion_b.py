@@ -79,7 +79,10 @@ def unique_points(lon: Any, lat: Any) -> tuple[np.ndarray, np.ndarray]:
         return lon, lat
     lon = lon + 0.0  # -0.0 -> 0.0
     lat = lat + 0.0
-    keep = ~pd.DataFrame({"lon": lon, "lat": lat}).duplicated().to_numpy()  # hashing, O(n)
+    # hashing, O(n): each pair as one complex number (equal exactly when both parts are)
+    z = np.empty(lon.size, dtype="complex128")
+    z.real, z.imag = lon, lat
+    keep = ~pd.Series(z, copy=False).duplicated().to_numpy()
     return lon[keep], lat[keep]
 
 
@@ -439,16 +442,17 @@ class Measures:
 def measures(lon: Any, lat: Any, method: str = "iucn", *, aoo_cell_km: float = 2.0,
              location_cell_km: float = 10.0, subpopulation_radius_km: float = 5.0,
              n_shifts: int = 4, aoo_points: tuple[Any, Any] | None = None,
-             counts: bool = True) -> Measures:
+             counts: bool = True, _unique: tuple[np.ndarray, np.ndarray] | None = None) -> Measures:
     """EOO, AOO (with spread), locations and subpopulations of one taxon's present points.
 
     EOO is set equal to AOO, with ``eoo_flag`` saying why, when the hull area is smaller
     than AOO or there are fewer than 3 unique points (IUCN guidelines). ``aoo_points``
     (lon, lat) restricts AOO to a subset (e.g. records with a usable uncertainty);
-    ``counts=False`` skips locations and subpopulations (returned as -1).
+    ``counts=False`` skips locations and subpopulations (returned as -1). ``_unique``: the
+    result of :func:`unique_points` for ``lon, lat`` when the caller has it already.
     """
     _check_method(method)
-    ulon, ulat = unique_points(lon, lat)
+    ulon, ulat = unique_points(lon, lat) if _unique is None else _unique
     n = int(ulon.size)
     if n == 0:
         nan = float("nan")

@@ -337,10 +337,11 @@ def _multi(geoms) -> list:
     return out
 
 
-def range_layer(rng, rgeom, rsource: str, valid_rs, registry, species: str, slug: str):
+def range_layer(rng, rgeom, rsource: str, valid_rs, registry, species: str, slug: str, *, _parts=None):
     """Rows of the ``range`` layer: the status range (all seasons; ``seasonal`` empty) and,
     where range polygons have seasonal codes, the extant range of each season, each cut into
-    Range States (plus the part outside every Range State, ``iso3`` empty)."""
+    Range States (plus the part outside every Range State, ``iso3`` empty). ``_parts``:
+    ``range_by_country(rgeom, valid_rs)`` when the caller has it already."""
     import geopandas as gpd
 
     scopes: list[tuple[Any, str, Any, str]] = []
@@ -353,10 +354,13 @@ def range_layer(rng, rgeom, rsource: str, valid_rs, registry, species: str, slug
     rs_union = shapely.union_all(np.asarray([g for g in valid_rs.geometry.values if g is not None])) \
         if len(valid_rs) else None
     rows = []
-    for code, name, geom, source in scopes:
+    for k, (code, name, geom, source) in enumerate(scopes):
         total = geodesic_area_km2(geom)
-        parts = range_by_country(geom, valid_rs) if len(valid_rs) else pd.DataFrame(
-            columns=["range_area_km2", "range_share", "geometry"])
+        if k == 0 and _parts is not None:  # the status range
+            parts = _parts
+        else:
+            parts = range_by_country(geom, valid_rs) if len(valid_rs) else pd.DataFrame(
+                columns=["range_area_km2", "range_share", "geometry"])
         for iso3, p in parts.iterrows():
             if p["geometry"] is None:
                 continue
@@ -416,20 +420,23 @@ def _read_by_country(by_country) -> pd.DataFrame | None:
 # everything for one species
 # ---------------------------------------------------------------------------------------
 def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], slug: str, *,
-                         gpkg_out, aoo_tif_out, threat_tif_out, by_country=None) -> dict[str, Any]:
+                         gpkg_out, aoo_tif_out, threat_tif_out, by_country=None,
+                         prepared: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write the GIS layers of one species from its precise clean GeoPackage.
 
     ``gpkg_out``: layers ``range`` (EPSG:4326), ``aoo_cells`` (the AOO grid's own
     equal-area CRS) and ``summary_by_country`` (EPSG:4326, country polygons), all present
     even when empty. ``aoo_tif_out``: AOO occupancy COG (RESTRICTED). ``threat_tif_out``:
     threat density COG. ``by_country`` (optional): the species' ``status/<slug>/by_country.csv``
-    (path or frame); its figures are joined to ``summary_by_country``.
+    (path or frame); its figures are joined to ``summary_by_country``. ``prepared``: what
+    :func:`cami_geo.status.pipeline.run_status_species_stage` returned for this species from
+    the same clean data and settings, used instead of reading and deriving it again.
     Returns a small dict of what was written (cells, CRS, sizes).
     """
     import geopandas as gpd
 
     from ..workflow import registry_from_config
-    from .pipeline import _fill_iso3, boundaries_cached, occurrence_points, read_layer
+    from .pipeline import _fill_iso3, boundaries_cached, group_rows, occurrence_points, read_layer
 
     t0 = time.perf_counter()
     settings = settings or {}
@@ -441,37 +448,47 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
         raise InputError(f"Species {slug!r} (from the output path) is not in the registry.")
     sp = registry.species[slug]
     species = sp.scientific_name
-    bcfg = settings.get("boundaries", {}) or {}
-    countries = boundaries_cached(boundaries_path, bcfg.get("layer"), bcfg.get("id_field", "iso3"))
     states = list(sp.range_states)
-    rs = countries.reindex(states)
-    valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
-
-    occ = read_layer(clean_gpkg, "occurrences", OCCURRENCE_COLUMNS)
-    if "species_slug" in occ and len(occ):
-        sl = occ["species_slug"].astype("string").fillna("")
-        occ = occ[(sl == slug) | (sl == "")]
-    thr = species_threats(read_layer(clean_gpkg, "threats", THREAT_COLUMNS), slug)
-    rng = read_layer(clean_gpkg, "range", RANGE_COLUMNS)
-    if "species_slug" in rng and len(rng):
-        sl = rng["species_slug"].astype("string").fillna("")
-        rng = rng[(sl == slug) | (sl == "")]
-    pts = occurrence_points(occ)
-    _fill_iso3(pts, valid_rs)
-    present = pts[pts["present"] & pts["lon"].notna() & pts["lat"].notna()]
-    max_unc = (settings.get("checks", {}) or {}).get("max_uncertainty_m")
-    aoo_ok = (present["uncertainty_m"].isna() | (present["uncertainty_m"] <= max_unc)).to_numpy() if max_unc \
-        else np.ones(len(present), dtype=bool)
+    if prepared is not None and prepared.get("slug") != slug:
+        prepared = None
+    if prepared is not None:
+        countries, valid_rs = prepared["countries"], prepared["valid_rs"]
+        pts, present, aoo_ok = prepared["pts"], prepared["present"], prepared["aoo_ok"]
+        rng, thr, rows_of = prepared["rng"], prepared["thr"], prepared["rows_of"]
+    else:
+        bcfg = settings.get("boundaries", {}) or {}
+        countries = boundaries_cached(boundaries_path, bcfg.get("layer"), bcfg.get("id_field", "iso3"))
+        rs = countries.reindex(states)
+        valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
+        occ = read_layer(clean_gpkg, "occurrences", OCCURRENCE_COLUMNS)
+        if "species_slug" in occ and len(occ):
+            sl = occ["species_slug"].astype("string").fillna("")
+            occ = occ[(sl == slug) | (sl == "")]
+        thr = species_threats(read_layer(clean_gpkg, "threats", THREAT_COLUMNS), slug)
+        rng = read_layer(clean_gpkg, "range", RANGE_COLUMNS)
+        if "species_slug" in rng and len(rng):
+            sl = rng["species_slug"].astype("string").fillna("")
+            rng = rng[(sl == slug) | (sl == "")]
+        pts = occurrence_points(occ)
+        _fill_iso3(pts, valid_rs)
+        present = pts[pts["present"] & pts["lon"].notna() & pts["lat"].notna()]
+        max_unc = (settings.get("checks", {}) or {}).get("max_uncertainty_m")
+        aoo_ok = (present["uncertainty_m"].isna() | (present["uncertainty_m"] <= max_unc)).to_numpy() if max_unc \
+            else np.ones(len(present), dtype=bool)
+        rows_of = group_rows(pts["iso3"].to_numpy())
     lon_all, lat_all = present["lon"].to_numpy(), present["lat"].to_numpy()
     cell_km = float(st.get("aoo_cell_km", 2))
     n_shifts = int(st.get("aoo_grid_shifts", 4))
 
     # the projection: the one criterion B uses for the species row
-    rgeom, rsource = species_range(rng, lon_all, lat_all)
+    if prepared is not None:
+        rgeom, rsource = prepared["rgeom"], prepared["rsource"]
+    else:
+        rgeom, rsource = species_range(rng, lon_all, lat_all)
     if method == "conr":
         crs = cb.CONR_CRS
     elif len(present):
-        crs = cb.laea_crs(*cb.unique_points(lon_all, lat_all))
+        crs = cb.laea_crs(*(prepared["unique"] if prepared is not None else cb.unique_points(lon_all, lat_all)))
     elif rgeom is not None:
         c = shapely.get_coordinates(rgeom)
         crs = cb.laea_crs(c[:, 0], c[:, 1])
@@ -486,30 +503,45 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     write_threat_tif(thr, rgeom, crs, threat_tif_out, species=species, slug=slug)
 
     # GeoPackage
-    rlayer = range_layer(rng, rgeom, rsource, valid_rs, registry, species, slug)
+    parts_rs = prepared["parts_rs"] if prepared is not None else (
+        range_by_country(rgeom, valid_rs) if len(valid_rs) else pd.DataFrame(
+            columns=["range_area_km2", "range_share", "geometry"]))
+    rlayer = range_layer(rng, rgeom, rsource, valid_rs, registry, species, slug, _parts=parts_rs)
     cells = aoo_cells_layer(grid, species, slug)
-    parts = range_by_country(rgeom, valid_rs) if len(valid_rs) else pd.DataFrame(
-        columns=["range_area_km2", "range_share", "geometry"])
-    parts = parts.reindex(states)
-    tbc = threats_by_country(thr, parts, valid_rs)
+    parts = parts_rs.reindex(states)
+    tbc = prepared["tbc"] if prepared is not None else threats_by_country(thr, parts, valid_rs)
     kw = dict(aoo_cell_km=cell_km, location_cell_km=st.get("location_cell_km", 10),
               subpopulation_radius_km=st.get("subpopulation_radius_km", 5), n_shifts=n_shifts)
+    bc = _read_by_country(by_country)
+    if bc is not None and len(bc) and "iso3" in bc:
+        bc = bc.drop_duplicates("iso3", keep="last").set_index("iso3")
+        extra = [c for c in bc.columns if c not in ("species", "species_slug", "country")]
+    else:
+        bc, extra = None, []
+    # the by-country figures replace these columns: EOO and AOO per Range State only without them
+    need_measures = not {"eoo_km2", "aoo_km2"} <= set(extra)
+    p_present = pts["present"].to_numpy()
+    p_year = pts["year"].to_numpy()
+    present_rows = present.index.to_numpy()
+    present_iso3 = pts["iso3"].to_numpy()[present_rows]
     rows = []
     for iso3 in states:
-        in_c = pts[pts["iso3"] == iso3]
-        sel = (present["iso3"] == iso3).to_numpy()
-        if sel.any():
-            e = cb.measures(lon_all[sel], lat_all[sel], method, **kw,
-                            aoo_points=(lon_all[sel & aoo_ok], lat_all[sel & aoo_ok]), counts=False)
-            eoo, aoo_v = e.eoo_km2, e.aoo_km2
-        else:
-            eoo = aoo_v = np.nan
-        years = in_c["year"][np.isfinite(in_c["year"])]
+        idx = rows_of.get(iso3, np.empty(0, dtype="int64"))
+        c_present = p_present[idx]
+        eoo = aoo_v = np.nan
+        if need_measures:
+            sel = present_iso3 == iso3
+            if sel.any():
+                e = cb.measures(lon_all[sel], lat_all[sel], method, **kw,
+                                aoo_points=(lon_all[sel & aoo_ok], lat_all[sel & aoo_ok]), counts=False)
+                eoo, aoo_v = e.eoo_km2, e.aoo_km2
+        years = p_year[idx]
+        years = years[np.isfinite(years)]
         tb = tbc[tbc["iso3"] == iso3]
         rows.append({
             "species": species, "species_slug": slug, "iso3": iso3,
             "country": registry.states[iso3].name_en if iso3 in registry.states else iso3,
-            "n_records": int(in_c["present"].sum()), "n_absences": int((~in_c["present"]).sum()),
+            "n_records": int(c_present.sum()), "n_absences": int((~c_present).sum()),
             "first_year": int(years.min()) if len(years) else pd.NA,
             "last_year": int(years.max()) if len(years) else pd.NA,
             "eoo_km2": eoo, "aoo_km2": aoo_v,
@@ -519,10 +551,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
             "n_complete_barriers": int(tb["n_complete_barriers"].sum()),
         })
     summary = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
-    bc = _read_by_country(by_country)
-    if bc is not None and len(bc) and "iso3" in bc:
-        bc = bc.drop_duplicates("iso3", keep="last").set_index("iso3")
-        extra = [c for c in bc.columns if c not in ("species", "species_slug", "country")]
+    if bc is not None:
         summary = summary.drop(columns=[c for c in extra if c in summary.columns]).join(bc[extra], on="iso3")
     for c in ("first_year", "last_year"):
         summary[c] = pd.to_numeric(summary[c], errors="coerce").astype("Int64")
@@ -556,7 +585,8 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
             "range_source": rsource, "n_threats": 0 if thr is None else len(thr)}
 
 
-def run_status_layers_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
+def run_status_layers_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any], *,
+                            prepared: dict[str, Any] | None = None) -> None:
     """GIS layers of one species (run by the ``status_species`` job after its status, see
     :func:`cami_geo.status.pipeline.run_status_stage`): inputs ``clean``, ``boundaries`` (optional ``by_country``);
     outputs ``gpkg``, ``aoo_grid``, ``threat_density``; the species is the stem of
@@ -564,4 +594,4 @@ def run_status_layers_stage(inputs: dict[str, Any], outputs: dict[str, Any], par
     write_species_layers(inputs["clean"], inputs["boundaries"], params.get("settings") or {},
                          Path(str(outputs["gpkg"])).stem, gpkg_out=outputs["gpkg"],
                          aoo_tif_out=outputs["aoo_grid"], threat_tif_out=outputs["threat_density"],
-                         by_country=inputs.get("by_country"))
+                         by_country=inputs.get("by_country"), prepared=prepared)

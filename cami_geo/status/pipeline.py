@@ -234,18 +234,37 @@ def run_status_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: di
     them (``gpkg``, ``aoo_grid``, ``threat_density``), the species' GIS layers
     (:func:`cami_geo.status.layers.run_status_layers_stage`) from the same clean data and the
     ``by_country`` file just written."""
-    run_status_species_stage(inputs, outputs, params)
+    prepared = run_status_species_stage(inputs, outputs, params)
     layer_keys = ("gpkg", "aoo_grid", "threat_density")
     if any(outputs.get(k) for k in layer_keys):
         from .layers import run_status_layers_stage
 
         run_status_layers_stage({"clean": inputs["clean"], "boundaries": inputs["boundaries"],
                                  "by_country": outputs["by_country"]},
-                                {k: outputs[k] for k in layer_keys if outputs.get(k)}, params)
+                                {k: outputs[k] for k in layer_keys if outputs.get(k)}, params,
+                                prepared=prepared)
 
 
-def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
-    """Write ``by_country.csv``, ``species.csv`` and ``threats.csv`` for one species."""
+def group_rows(codes: np.ndarray) -> dict[Any, np.ndarray]:
+    """Row positions (ascending) of each distinct value of ``codes``: one pass instead of a
+    comparison over every row per value."""
+    if len(codes) == 0:
+        return {}
+    f, labels = pd.factorize(codes)
+    order = np.argsort(f, kind="stable")
+    bounds = np.searchsorted(f[order], np.arange(len(labels) + 1))
+    return {lab: order[bounds[i]:bounds[i + 1]] for i, lab in enumerate(labels)}
+
+
+_NO_ROWS = np.empty(0, dtype="int64")
+
+
+def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Write ``by_country.csv``, ``species.csv`` and ``threats.csv`` for one species.
+
+    Returns what was read and derived from the clean data on the way (records, range,
+    threats, Range States), for :func:`cami_geo.status.layers.write_species_layers` to
+    reuse in the same process."""
     from ..workflow import registry_from_config
 
     t0 = time.perf_counter()
@@ -293,14 +312,15 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     # range
     rgeom, rsource = species_range(rng, present["lon"].to_numpy(), present["lat"].to_numpy())
     valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
-    parts = range_by_country(rgeom, valid_rs) if len(valid_rs) else pd.DataFrame(
+    parts_rs = range_by_country(rgeom, valid_rs) if len(valid_rs) else pd.DataFrame(
         columns=["range_area_km2", "range_share", "geometry"])
-    parts = parts.reindex(states)
+    parts = parts_rs.reindex(states)
     # threats
     tbc = threats_by_country(thr, parts, valid_rs, registry)
     lon_all, lat_all = present["lon"].to_numpy(), present["lat"].to_numpy()
+    uniq_all = cb.unique_points(lon_all, lat_all)
     if len(present):
-        crs_eq = cb.laea_crs(*cb.unique_points(lon_all, lat_all))
+        crs_eq = cb.laea_crs(*uniq_all)
     elif len(valid_rs):  # centre of the Range States' bounding box
         x0, y0, x1, y1 = valid_rs.total_bounds
         crs_eq = cb.laea_crs(np.array([(x0 + x1) / 2]), np.array([(y0 + y1) / 2]))
@@ -308,30 +328,39 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
         crs_eq = cb.CONR_CRS
     infra = infrastructure_share(thr, parts, float(st.get("infrastructure_buffer_km", 5)), crs_eq)
 
+    # per Range State: row positions of its records, taken once (not a pass over all per state)
+    rows_of = group_rows(pts["iso3"].to_numpy())
+    p_present = pts["present"].to_numpy()
+    p_lon, p_lat = pts["lon"].to_numpy(), pts["lat"].to_numpy()
+    p_year, p_cycle, p_synth = pts["year"].to_numpy(), pts["cycle"].to_numpy(), pts["synthetic"].to_numpy()
+    p_ok = np.ones(len(pts), dtype=bool)  # usable for AOO (records not present count as usable)
+    p_ok[present.index.to_numpy()] = aoo_ok.to_numpy(dtype=bool)
     rows = []
     for iso3 in states:
-        in_c = pts[pts["iso3"] == iso3]
-        pr = in_c[in_c["present"] & in_c["lon"].notna()]
+        idx = rows_of.get(iso3, _NO_ROWS)
+        c_present = p_present[idx]
+        pr = idx[c_present & ~np.isnan(p_lon[idx])]
         if len(pr):
-            ok = aoo_ok.reindex(pr.index).fillna(True).to_numpy()
-            e = cb.measures(pr["lon"], pr["lat"], method, **kw, aoo_points=(pr["lon"][ok], pr["lat"][ok]),
+            ok = p_ok[pr]
+            e = cb.measures(p_lon[pr], p_lat[pr], method, **kw, aoo_points=(p_lon[pr][ok], p_lat[pr][ok]),
                             counts=False)
             eoo, aoo_v = e.eoo_km2, e.aoo_km2
         else:
             eoo = aoo_v = np.nan
         p = popc.loc[iso3]
         tb = tbc[tbc["iso3"] == iso3]
-        cyc_rec = in_c["cycle"]
-        this_cycle_rec = bool(((cyc_rec == cycle) | np.isnan(cyc_rec)).any()) if cycle is not None else len(in_c) > 0
+        cyc_rec = p_cycle[idx]
+        this_cycle_rec = bool(((cyc_rec == cycle) | np.isnan(cyc_rec)).any()) if cycle is not None else len(idx) > 0
         pop_c = pop[pop["iso3"].fillna("") == iso3] if len(pop) else pop
         pc = pd.to_numeric(pop_c["cycle"], errors="coerce") if len(pop_c) else pd.Series(dtype=float)
         this_cycle_pop = bool(((pc == cycle) | pc.isna()).any()) if len(pop_c) else False
-        years = in_c["year"][np.isfinite(in_c["year"])]
+        years = p_year[idx]
+        years = years[np.isfinite(years)]
         py = p["population_year"]
         rows.append({
             "species": sp.scientific_name, "species_slug": slug, "iso3": iso3,
             "country": registry.states[iso3].name_en if iso3 in registry.states else iso3,
-            "cycle": cycle, "n_records": int(in_c["present"].sum()), "n_absences": int((~in_c["present"]).sum()),
+            "cycle": cycle, "n_records": int(c_present.sum()), "n_absences": int((~c_present).sum()),
             "first_year": int(years.min()) if len(years) else pd.NA,
             "last_year": int(years.max()) if len(years) else pd.NA,
             **{k: p[k] for k in popc.columns},
@@ -344,7 +373,7 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
             "infrastructure_buffer_share": infra.get(iso3, np.nan),
             "data_gap": not (this_cycle_rec or this_cycle_pop),
             "years_since_estimate": (int(cycle) - int(py)) if cycle is not None and pd.notna(py) else pd.NA,
-            "synthetic_records": int(in_c["synthetic"].sum()),
+            "synthetic_records": int(p_synth[idx].sum()),
         })
     by_country = pd.DataFrame(rows, columns=BY_COUNTRY_COLUMNS)
     for c in ("population_year", "years_since_estimate", "first_year", "last_year"):
@@ -362,7 +391,8 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
 
     # species row
     ok_all = aoo_ok.to_numpy()
-    m = cb.measures(lon_all, lat_all, method, **kw, aoo_points=(lon_all[ok_all], lat_all[ok_all]))
+    m = cb.measures(lon_all, lat_all, method, **kw, aoo_points=(lon_all[ok_all], lat_all[ok_all]),
+                    _unique=uniq_all)
     spop = species_population(by_country)
     trend, trend_method = species_trend(by_country, sp.iucn_population_trend)
     decline = "v" if trend == "decreasing" else None
@@ -401,6 +431,9 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     write_csv(species_df, outputs["species"])
     write_csv(threats_df, outputs["threats"])
     log.info("%s: status written in %.2f s", slug, time.perf_counter() - t0)
+    return {"slug": slug, "countries": countries, "valid_rs": valid_rs, "pts": pts, "present": present,
+            "aoo_ok": aoo_ok.to_numpy(dtype=bool), "rows_of": rows_of, "unique": uniq_all, "rng": rng,
+            "thr": thr, "rgeom": rgeom, "rsource": rsource, "parts_rs": parts_rs, "parts": parts, "tbc": tbc}
 
 
 # ---------------------------------------------------------------------------------------
