@@ -29,7 +29,7 @@ import pandas as pd
 import shapely
 
 from ..errors import InputError
-from ..model import OCCURRENCE_COLUMNS, RANGE_COLUMNS, SEASONAL_CODES, THREAT_COLUMNS
+from ..model import RANGE_COLUMNS, SEASONAL_CODES, THREAT_COLUMNS
 from . import criterion_b as cb
 from .ranges import geodesic_area_km2, geodesic_length_km, range_by_country, seasonal_ranges, species_range
 from .threats import species_threats, threats_by_country
@@ -436,7 +436,8 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     import geopandas as gpd
 
     from ..workflow import registry_from_config
-    from .pipeline import _fill_iso3, boundaries_cached, group_rows, occurrence_points, read_layer
+    from .pipeline import (_fill_iso3, boundaries_cached, group_rows, occurrence_points, read_layer,
+                           read_occurrences)
 
     t0 = time.perf_counter()
     settings = settings or {}
@@ -460,7 +461,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
         countries = boundaries_cached(boundaries_path, bcfg.get("layer"), bcfg.get("id_field", "iso3"))
         rs = countries.reindex(states)
         valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
-        occ = read_layer(clean_gpkg, "occurrences", OCCURRENCE_COLUMNS)
+        occ = read_occurrences(clean_gpkg)
         if "species_slug" in occ and len(occ):
             sl = occ["species_slug"].astype("string").fillna("")
             occ = occ[(sl == slug) | (sl == "")]

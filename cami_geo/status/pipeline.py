@@ -91,6 +91,36 @@ def read_layer(path: Any, layer: str, columns: list[str]):
     return gdf
 
 
+POINT_COLUMNS = ["species_slug", "decimal_longitude", "decimal_latitude", "iso3", "occurrence_status", "year",
+                 "cycle", "synthetic", "coordinate_uncertainty_m"]
+"""The occurrence columns :func:`occurrence_points` (and the species filter) use."""
+
+
+def read_occurrences(source: Any):
+    """The ``occurrences`` layer for :func:`occurrence_points`. From GeoParquet whose
+    ``decimal_longitude`` / ``decimal_latitude`` are all numbers, only :data:`POINT_COLUMNS`
+    are read, without the geometry (the points are those coordinates; the geometry is only
+    needed where a coordinate is missing); otherwise the whole layer (:func:`read_layer`)."""
+    path = layer_file(source, "occurrences")
+    if path is not None and path.suffix == ".parquet" and path.exists():
+        try:
+            import pyarrow.parquet as pq
+
+            names = set(pq.read_schema(path).names)
+            if {"decimal_longitude", "decimal_latitude"} <= names:
+                cols = [c for c in POINT_COLUMNS if c in names]
+                df = pq.read_table(path, columns=cols).to_pandas()
+                if not (pd.to_numeric(df["decimal_longitude"], errors="coerce").isna().any()
+                        or pd.to_numeric(df["decimal_latitude"], errors="coerce").isna().any()):
+                    for c in POINT_COLUMNS:
+                        if c not in df.columns:
+                            df[c] = pd.NA
+                    return df
+        except Exception:  # unreadable here: read_layer says why
+            pass
+    return read_layer(source, "occurrences", OCCURRENCE_COLUMNS)
+
+
 def _empty_layer(columns: list[str]):
     import geopandas as gpd
 
@@ -164,7 +194,7 @@ def occurrence_points(occ) -> pd.DataFrame:
     """lon, lat, iso3, present, year, cycle, synthetic, uncertainty_m from the clean layer."""
     lon = pd.to_numeric(occ.get("decimal_longitude"), errors="coerce") if "decimal_longitude" in occ else None
     lat = pd.to_numeric(occ.get("decimal_latitude"), errors="coerce") if "decimal_latitude" in occ else None
-    if len(occ) and occ.geometry.notna().any() and (lon is None or lon.isna().any()):
+    if len(occ) and (lon is None or lon.isna().any()) and occ.geometry.notna().any():
         ok = occ.geometry.notna() & ~occ.geometry.is_empty
         gx = pd.Series(np.nan, index=occ.index)
         gy = pd.Series(np.nan, index=occ.index)
@@ -282,7 +312,7 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     states = [s for s in sp.range_states]
     rs = countries.reindex(states)
 
-    occ = read_layer(inputs["clean"], "occurrences", OCCURRENCE_COLUMNS)
+    occ = read_occurrences(inputs["clean"])
     if "species_slug" in occ and len(occ):
         sl = occ["species_slug"].astype("string").fillna("")
         occ = occ[(sl == slug) | (sl == "")]
