@@ -214,8 +214,13 @@ def _preload() -> None:
         pass
     from .workflow import STAGES
 
-    for spec in STAGES.values():
-        importlib.import_module(spec.split(":")[0])
+    for name in dict.fromkeys(spec.split(":")[0] for spec in STAGES.values()):
+        warm_up = getattr(importlib.import_module(name), "warm_up_worker", None)
+        if callable(warm_up):  # a stage module's first-use costs, paid here once for every job
+            try:
+                warm_up()
+            except Exception:  # noqa: BLE001 - the jobs then pay them, as without the worker
+                pass
 
 
 def _child(listener: socket.socket, conns: list[socket.socket], pidfds: list[int], fds: list[int],

@@ -750,3 +750,23 @@ def test_docx_stores_images_as_they_are(built):
     assert media and all(i.compress_type == zipfile.ZIP_STORED for i in media)
     assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in infos if i.filename.endswith(".xml"))
     assert len(Document(built["species"]["docx"]).inline_shapes) == 1 + 3
+
+
+def test_pdf_after_worker_warm_up_is_byte_identical(tmp_path, monkeypatch):
+    """warm_up_worker keeps a font configuration that has written a sample page; a PDF
+    written with it is the PDF a new configuration gives."""
+    css = reports._css()
+    rows = "".join(f"<tr><th>Row {i} with a longer label</th><td class=\"num\">{i * 1234:,}</td>"
+                   f"<td>Text – km² <b>bold</b> <i>italic</i> Ж</td></tr>" for i in range(40))
+    html = (f"<!DOCTYPE html><html><head><title>t</title><style>{css}</style></head><body><h1>Title</h1>"
+            f"<table class=\"fixed\"><thead><tr><th>A</th><th>B</th><th>C</th></tr></thead><tbody>{rows}"
+            "</tbody></table><p class=\"footer\">End</p></body></html>")
+    monkeypatch.setattr(reports, "_FONT_CONFIG", None)
+    cold = tmp_path / "cold.pdf"
+    reports.write_pdf(html, cold)
+    reports.warm_up_worker()
+    assert reports._FONT_CONFIG is not None
+    warm, again = tmp_path / "warm.pdf", tmp_path / "again.pdf"
+    reports.write_pdf(html, warm)
+    reports.write_pdf(html, again)
+    assert warm.read_bytes() == cold.read_bytes() == again.read_bytes()

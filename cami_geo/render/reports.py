@@ -916,6 +916,44 @@ def _import_weasyprint() -> Any:
     return weasyprint
 
 
+_FONT_CONFIG: Any = None
+"""A WeasyPrint FontConfiguration that has laid out and written a sample page
+(:func:`warm_up_worker`), or None: each PDF then gets a new one, as WeasyPrint does."""
+
+_WARM_UP_BODY = ("<h1>Warm-up</h1><p class=\"meta\">0123456789 ,.;:()–km² <b>bold</b> <i>italic</i></p>"
+                 "<h2>Table</h2><h3>Rows</h3><table class=\"fixed\"><thead><tr><th>Name</th><th>Value</th></tr>"
+                 "</thead><tbody><tr><th>Row</th><td class=\"num\">1,234<div class=\"note\">note</div></td>"
+                 "</tr></tbody></table><p class=\"caption\">Caption</p><p class=\"disclaimer\">Disclaimer</p>")
+
+
+def warm_up_worker() -> None:
+    """Stage worker hook (:mod:`cami_geo.stageworker`), run once before it forks jobs: lay
+    out and write a one-page sample document with the report CSS, and keep its font
+    configuration for :func:`write_pdf`.
+
+    A PDF job otherwise pays, each time, for WeasyPrint's first use in a process: cffi
+    parsing the C types it allocates (pycparser), fontconfig loading its configuration and
+    the font list, Pango and HarfBuzz opening the fonts, HarfBuzz's subsetter being set up
+    (about 0.1 s of CPU). The forked job inherits all of that warm. Sharing the font
+    configuration is safe here: the report CSS has no ``@font-face`` (the only thing that
+    would add fonts to it), and each job has its own copy after the fork. The PDFs are
+    byte-identical to those written with a new configuration (tests/test_reports_pdf)."""
+    global _FONT_CONFIG
+    try:
+        weasyprint = _import_weasyprint()
+        from weasyprint.text.fonts import FontConfiguration
+
+        logging.getLogger("weasyprint").setLevel(logging.ERROR)
+        logging.getLogger("fontTools").setLevel(logging.ERROR)
+        font_config = FontConfiguration()
+        html = f"<!DOCTYPE html><html><head><style>{_css()}</style></head><body>{_WARM_UP_BODY}</body></html>"
+        weasyprint.HTML(string=html, base_url=".").render(font_config=font_config).write_pdf(io.BytesIO())
+        _FONT_CONFIG = font_config
+    except Exception as exc:  # noqa: BLE001 - without it, every PDF is written the usual way
+        log.debug("WeasyPrint warm-up failed: %s", exc)
+        _FONT_CONFIG = None
+
+
 def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = None) -> None:
     """Render the print HTML to PDF with WeasyPrint (metadata dates come from the HTML);
     ``images``: the PNGs the page refers to by URL (:func:`print_context`)."""
@@ -926,7 +964,7 @@ def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = Non
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fetcher = _image_fetcher(images) if images else None
     with _png_data_as_is():
-        weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(str(path))
+        weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(str(path), font_config=_FONT_CONFIG)
 
 
 def png_idat(png: bytes) -> bytes | None:
