@@ -185,13 +185,40 @@ def _prototype(key: tuple[Any, ...]) -> list[Any]:
     return _PROTOTYPES[key]
 
 
+_W_TCPR, _W_RPR, _W_T, _XML_SPACE = qn("w:tcPr"), qn("w:rPr"), qn("w:t"), qn("xml:space")
+_RUN_BREAKS = frozenset("\t\r\n")
+
+
+def _set_run_text(r: Any, text: str) -> None:
+    """``r.text = text`` (python-docx's run-text setter), without its XPath and character
+    loop in the usual case: a run holding one plain ``w:t`` (a prototype's) and a text
+    without tabs or line breaks. The setter would replace that ``w:t`` by a new one with
+    the text, ``xml:space="preserve"`` when the text has spaces at either end, or by
+    nothing for an empty text: the same is done to the ``w:t`` itself. Any other run or
+    text goes through the setter (tabs and breaks become elements)."""
+    content = [child for child in r if child.tag != _W_RPR]
+    if (len(content) == 1 and content[0].tag == _W_T and not content[0].attrib and len(content[0]) == 0
+            and _RUN_BREAKS.isdisjoint(text)):
+        t = content[0]
+        if not text:
+            r.remove(t)
+            return
+        t.text = text
+        if len(text.strip()) < len(text):
+            t.set(_XML_SPACE, "preserve")
+        return
+    r.text = text
+
+
 def _fill(tc: Any, key: tuple[Any, ...], texts: Sequence[str]) -> None:
     """Replace the content of cell ``tc`` by copies of the prototype ``key``, with ``texts``
-    (already clean) as the text of each paragraph's last run."""
-    tc.clear_content()
+    (already clean) as the text of each paragraph's last run (``tc.clear_content()``
+    done on the element's children: every child but ``w:tcPr``)."""
+    for child in [c for c in tc if c.tag != _W_TCPR and isinstance(c.tag, str)]:
+        tc.remove(child)
     for proto, text in zip(_prototype(key), texts):
         p = copy.deepcopy(proto)
-        p[-1].text = text  # python-docx's run-text setter (tabs and breaks as elements)
+        _set_run_text(p[-1], text)
         tc.append(p)
 
 
