@@ -52,7 +52,7 @@ from .model import COLUMNS, CRS_WGS84, PROBLEM_COLUMNS
 from .registry import Registry, load_registry
 from .sensitivity import coarser_levels, generalise_occurrences, generalise_threats, normalise_level
 from .textsafe import write_csv
-from .workflow import path_list
+from .workflow import path_list, write_digest
 
 log = logging.getLogger("cami_geo.combine")
 
@@ -627,11 +627,14 @@ _PENDING: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]] = []
 
 
 def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str, str]) -> None:
+    """Write one partition file and its digest ``<file>.sha256``, which the rules that read
+    the partition depend on (:func:`cami_geo.workflow.write_digest`)."""
     if str(path).endswith(".parquet"):
         (frame,) = layers.values()
         write_geoparquet(path, frame)
     else:
         write_geopackage(path, layers, gtypes)
+    write_digest(f"{path}.sha256", [path])
 
 
 def _write_pending(index: int) -> str:

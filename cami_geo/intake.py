@@ -33,7 +33,7 @@ from .io.smart import is_smart, split_smart
 from .io.tables import Table, read_table
 from .model import (COLUMNS, CRS_WGS84, OCCURRENCE_COLUMNS, POPULATION_COLUMNS, PROBLEM_COLUMNS, RANGE_COLUMNS,
                     THREAT_COLUMNS)
-from .workflow import registry_from_config
+from .workflow import registry_from_config, write_digest
 
 if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
@@ -609,7 +609,7 @@ def run_intake_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: di
     inputs : ``boundaries`` (boundary layer path), ``files`` (the submission's files)
     outputs : ``occurrences``, ``threats``, ``range`` (GeoParquet, EPSG:4326), ``population``,
         ``problems``, ``rasters`` (CSV), ``summary`` (JSON), ``report`` (HTML), optionally
-        ``digest`` (see :func:`write_digest`)
+        ``digest`` (see :func:`cami_geo.workflow.write_digest`)
     params : ``submission_dir`` and ``settings`` (the whole configuration)
     """
     settings = params["settings"]
@@ -618,30 +618,13 @@ def run_intake_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: di
     res = validate_submission(Path(params["submission_dir"]), settings=settings, boundaries=boundaries, raster_dir=raster_dir)
     write_outputs(res, outputs)
     if outputs.get("digest"):
-        write_digest(outputs["digest"], [outputs[k] for k in DIGESTED if outputs.get(k)], raster_dir)
+        rasters = sorted(str(p) for p in raster_dir.rglob("*") if p.is_file()) if raster_dir.is_dir() else []
+        write_digest(outputs["digest"], [outputs[k] for k in DIGESTED if outputs.get(k)] + rasters)
     log.info("%s: %d rows in, %d accepted, %d rejected", res.submission, res.rows_in, res.accepted, res.rejected)
 
 
 DIGESTED = ("occurrences", "threats", "range", "population", "problems", "rasters", "summary")
 """The intake outputs the combine stage reads, named in the intake's digest."""
-
-
-def write_digest(path: str | Path, files: list[str], raster_dir: Path) -> None:
-    """Write ``path`` in ``sha256sum`` format (``<hex>  <name>``, names relative to its folder,
-    `sha256sum -c` checks it): the files, and the raster copies in ``raster_dir``. The combine
-    stage depends on this small file instead of on the files it names."""
-    import hashlib
-
-    folder = Path(path).parent
-    paths = [Path(f) for f in files]
-    if raster_dir.is_dir():
-        paths += sorted(p for p in raster_dir.rglob("*") if p.is_file())
-    lines = []
-    for p in paths:
-        with open(p, "rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        lines.append(f"{digest}  {os.path.relpath(p, folder)}\n")
-    Path(path).write_text("".join(lines), encoding="utf-8")
 
 
 # -- command line ---------------------------------------------------------------------------

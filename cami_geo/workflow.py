@@ -146,6 +146,23 @@ def path_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def write_digest(path: str | Path, files: list[str]) -> None:
+    """Write ``path`` in ``sha256sum`` format (``<hex>  <name>``, names relative to its folder;
+    `sha256sum -c` checks it). A rule may depend on this small file instead of on the files
+    it names (listed in the rule's ``params.read``): Snakemake hashes a job's inputs again for
+    each of its outputs when the job ends, so large inputs of jobs with several outputs cost
+    Snakemake's own process gigabytes of hashing (docs/architecture.md, "Incremental runs")."""
+    import hashlib
+
+    folder = Path(path).parent
+    lines = []
+    for f in files:
+        with open(f, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        lines.append(f"{digest}  {os.path.relpath(f, folder)}\n")
+    Path(path).write_text("".join(lines), encoding="utf-8")
+
+
 def run_stage(name: str, inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any],
               log_path: str | Path | None = None) -> None:
     """Run stage ``name``: ``f(inputs, outputs, params)`` from :data:`STAGES`, logging to ``log_path``.

@@ -355,14 +355,14 @@ def test_digest_is_checked_by_sha256sum(tmp_path):
     accepts it, and it fails once a named file changes."""
     import subprocess
 
-    from cami_geo.intake import write_digest
+    from cami_geo.workflow import write_digest
 
     a, b = tmp_path / "occurrences.parquet", tmp_path / "problems.csv"
     a.write_bytes(b"\x00parquet bytes")
     b.write_text("file,row\n", encoding="utf-8")
     (tmp_path / "rasters").mkdir()
     (tmp_path / "rasters" / "hf.tif").write_bytes(b"II*\x00")
-    write_digest(tmp_path / "outputs.sha256", [str(a), str(b)], tmp_path / "rasters")
+    write_digest(tmp_path / "outputs.sha256", [str(a), str(b), str(tmp_path / "rasters" / "hf.tif")])
     lines = (tmp_path / "outputs.sha256").read_text(encoding="utf-8").splitlines()
     assert [ln.split("  ")[1] for ln in lines] == ["occurrences.parquet", "problems.csv", "rasters/hf.tif"]
     ok = subprocess.run(["sha256sum", "-c", "outputs.sha256"], cwd=tmp_path, capture_output=True, text=True)

@@ -54,6 +54,11 @@ checkpoint combine:
         public_range=f"{P}/public/range.parquet",
         public_species=expand(f"{P}/public/species/{{sp}}.gpkg", sp=PLAN.species),
         public_country=expand(f"{P}/public/country/{{iso3}}.gpkg", iso3=PLAN.countries),
+        # each partition's digest (sha256sum format), on which the jobs that read it depend
+        partition_digests=expand(f"{P}/restricted/species/{{sp}}/{{layer}}.parquet.sha256", sp=PLAN.species,
+                                 layer=LAYERS)
+        + expand(f"{P}/public/species/{{sp}}.gpkg.sha256", sp=PLAN.species)
+        + expand(f"{P}/public/country/{{iso3}}.gpkg.sha256", iso3=PLAN.countries),
         population=f"{P}/population.csv",
         rejected=f"{P}/rejected.csv",
         problems=f"{P}/problems.csv",

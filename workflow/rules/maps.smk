@@ -1,12 +1,14 @@
 # Interactive (folium, offline, embeddable) and static (matplotlib) maps, built only from
-# the public copy of the data.
+# the public copy of the data. A map job depends on its partition's digest (written by
+# combine) and reads the partition named in params.read, as combine does with the intakes'
+# outputs (docs/architecture.md, "Incremental runs").
 
 
 rule map_species:
     message:
         "Drawing the maps of {wildcards.species}"
     input:
-        public=f"{P}/public/species/{{species}}.gpkg",
+        public_digest=f"{P}/public/species/{{species}}.gpkg.sha256",
         by_country=f"{P}/slices/species/{{species}}/by_country.csv",
         by_species=f"{P}/slices/species/{{species}}/by_species.csv",
         boundaries=PLAN.boundaries,
@@ -23,6 +25,7 @@ rule map_species:
     params:
         version=VERSION,
         settings=config,
+        read=lambda wc: {"public": f"{P}/public/species/{wc.species}.gpkg"},
     log:
         "logs/maps/species_{species}.log",
     conda:
@@ -35,7 +38,7 @@ rule map_country:
     message:
         "Drawing the maps of Range State {wildcards.iso3}"
     input:
-        public=f"{P}/public/country/{{iso3}}.gpkg",
+        public_digest=f"{P}/public/country/{{iso3}}.gpkg.sha256",
         by_country=f"{P}/slices/country/{{iso3}}/by_country.csv",
         boundaries=PLAN.boundaries,
     output:
@@ -51,6 +54,7 @@ rule map_country:
     params:
         version=VERSION,
         settings=config,
+        read=lambda wc: {"public": f"{P}/public/country/{wc.iso3}.gpkg"},
     log:
         "logs/maps/country_{iso3}.log",
     conda:

@@ -8,7 +8,7 @@ rule status_species:
     message:
         "Computing the status of {wildcards.species}"
     input:
-        clean=expand(f"{P}/restricted/species/{{{{species}}}}/{{layer}}.parquet", layer=LAYERS),
+        clean_digests=expand(f"{P}/restricted/species/{{{{species}}}}/{{layer}}.parquet.sha256", layer=LAYERS),
         population=f"{P}/population.csv",
         rasters=f"{P}/rasters/index.csv",
         boundaries=PLAN.boundaries,
@@ -22,6 +22,7 @@ rule status_species:
     params:
         version=VERSION,
         settings=config,
+        read=lambda wc: {"clean": [f"{P}/restricted/species/{wc.species}/{layer}.parquet" for layer in LAYERS]},
     log:
         "logs/status/{species}.log",
     conda:
