@@ -581,3 +581,57 @@ def test_literal_macro_element_keeps_data_as_text():
     html = m.get_root().render()
     assert 'show("{{ 7*7 }} {% raw %} {#");' in html and "49" not in html.split("show(")[1][:20]
     assert f"{layer.get_name()}.addTo({m.get_name()});" in html
+
+
+# --------------------------------------------------------------------------------------
+# Boundary cache (load_boundaries_and_basemap)
+
+
+def test_boundary_cache_gives_what_is_computed(tmp_path, monkeypatch):
+    import shutil
+
+    from cami_geo.boundaries import load_configured
+    from cami_geo.render import maps
+
+    monkeypatch.setenv(maps.MAP_CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir(mode=0o700)
+    src = tmp_path / "countries.gpkg"
+    shutil.copyfile(BOUNDARIES, src)
+    expected = load_configured(src, SETTINGS)
+    expected_basemap = maps.prepare_basemap(expected)
+    for _ in range(2):  # computed and written, then read back
+        b, bm = maps.load_boundaries_and_basemap(src, SETTINGS)
+        pd.testing.assert_frame_equal(b, expected)
+        pd.testing.assert_frame_equal(bm, expected_basemap)
+        assert b.crs.equals(expected.crs) and bm.crs.equals(expected_basemap.crs)
+    files = list((tmp_path / "cache").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".pickle"
+
+    # a changed boundary file gets its own entry
+    gdf = load_configured(src, SETTINGS)
+    gdf = gdf[gdf["iso3"] != "MNG"].reset_index(drop=True)
+    src.unlink()
+    gdf.to_file(src, layer="countries", driver="GPKG")
+    b, bm = maps.load_boundaries_and_basemap(src, SETTINGS)
+    assert "MNG" not in set(b["iso3"]) and "MNG" not in set(bm["iso3"])
+    assert len(list((tmp_path / "cache").iterdir())) == 2
+
+    # a damaged entry is computed again and replaced
+    for f in (tmp_path / "cache").iterdir():
+        f.write_bytes(b"not a pickle")
+    b, bm = maps.load_boundaries_and_basemap(src, SETTINGS)
+    assert "MNG" not in set(b["iso3"])
+
+
+def test_boundary_cache_off_or_unsafe(tmp_path, monkeypatch):
+    from cami_geo.render import maps
+
+    monkeypatch.setenv(maps.MAP_CACHE_ENV, "")
+    assert maps._map_cache_dir() is None
+    b, bm = maps.load_boundaries_and_basemap(BOUNDARIES, SETTINGS)
+    assert len(bm) and len(b)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv(maps.MAP_CACHE_ENV, str(shared))
+    assert maps._map_cache_dir() is None  # writable by others: never unpickled from
