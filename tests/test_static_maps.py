@@ -171,3 +171,24 @@ def test_png_bytes_round_trip():
         img = Image.open(io.BytesIO(_png_bytes(pixels, 300)))
         assert (np.asarray(img) == pixels).all(), pixels.shape
         assert round(img.info["dpi"][0]) == 300
+
+
+def test_svg_embedded_raster_same_pixels_as_pil():
+    """The SVG writer's PNG (rows unfiltered, zlib level 1) decodes to the pixels PIL's would."""
+    import io
+
+    from PIL import Image
+
+    from cami_geo.render.static import _FastPNGImage
+
+    rng = np.random.default_rng(0)
+    for channels in (3, 4):
+        pixels = rng.integers(0, 256, (37, 53, channels), dtype=np.uint8)
+        pixels[:10] = 0  # flat rows too
+        buf = io.BytesIO()
+        img = _FastPNGImage.fromarray(pixels)
+        assert isinstance(img, _FastPNGImage)
+        img.save(buf, format="png")
+        assert (np.asarray(Image.open(io.BytesIO(buf.getvalue()))) == pixels).all()
+    # anything else is PIL's
+    assert not isinstance(_FastPNGImage.fromarray(np.zeros((4, 4), dtype=np.uint8)), _FastPNGImage)

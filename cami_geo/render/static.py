@@ -386,8 +386,9 @@ def _save_png(fig, path: str | Path, dpi: int) -> None:
     Path(path).write_bytes(_png_bytes(rgba[..., :3] if opaque else rgba, dpi))
 
 
-def _png_bytes(pixels: np.ndarray, dpi: int, level: int = 1) -> bytes:
-    """A PNG file of an (height, width, 3 or 4) uint8 array, with its resolution (pHYs).
+def _png_bytes(pixels: np.ndarray, dpi: int | None, level: int = 1) -> bytes:
+    """A PNG file of an (height, width, 3 or 4) uint8 array, with its resolution (pHYs; none
+    when ``dpi`` is None).
     The pixels (a strided view of the RGBA buffer, usually) are copied once, straight into the
     rows the compressor reads."""
     import struct
@@ -403,11 +404,11 @@ def _png_bytes(pixels: np.ndarray, dpi: int, level: int = 1) -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    per_metre = int(round(dpi / 0.0254))
+    per_metre = int(round(dpi / 0.0254)) if dpi else 0
     return b"".join([
         b"\x89PNG\r\n\x1a\n",
         chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2 if channels == 3 else 6, 0, 0, 0)),
-        chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
+        chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)) if dpi else b"",
         chunk(b"IDAT", zlib.compress(rows, level)),
         chunk(b"IEND", b"")])
 
@@ -510,6 +511,36 @@ def _marker_runs(ax, runs: list[tuple[np.ndarray, float, int]], palette: np.ndar
     ax.add_collection(coll, autolim=False)
 
 
+class _FastPNGImage:
+    """What matplotlib's SVG writer uses of ``PIL.Image`` to embed a raster (``fromarray(im)``,
+    then ``.save(file, format="png")``), writing the PNG with :func:`_png_bytes`; any other
+    array, or other arguments, go to PIL."""
+
+    def __init__(self, pixels: np.ndarray):
+        self.pixels = pixels
+
+    @classmethod
+    def fromarray(cls, obj, *args, **kwargs):
+        from PIL import Image
+
+        pixels = np.asarray(obj) if not args and not kwargs else None
+        if pixels is not None and pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+            return cls(pixels)
+        return Image.fromarray(obj, *args, **kwargs)
+
+    def save(self, fp, format: str | None = None, **params) -> None:
+        if params or (format or "png").lower() != "png" or (format is None and not str(fp).lower().endswith(".png")):
+            from PIL import Image
+
+            Image.fromarray(self.pixels).save(fp, format=format, **params)
+            return
+        data = _png_bytes(self.pixels, None)
+        if hasattr(fp, "write"):
+            fp.write(data)
+        else:
+            Path(fp).write_bytes(data)
+
+
 @lru_cache(maxsize=1)
 def _canvas_class():
     """An Agg canvas (the PNG) whose SVG output is matplotlib's, with one change in how it is
@@ -521,7 +552,9 @@ def _canvas_class():
     from matplotlib import cbook
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.backends.backend_mixed import MixedModeRenderer
+    from matplotlib.backends import backend_svg
     from matplotlib.backends.backend_svg import RendererSVG
+    from PIL import Image as PILImage
 
     class _RendererSVG(RendererSVG):
         def draw_markers(self, gc, marker_path, marker_trans, path, trans, rgbFace=None):
@@ -531,6 +564,19 @@ def _canvas_class():
                 super().draw_markers(gc, marker_path, marker_trans, path, trans, rgbFace)
             finally:
                 del self._get_style
+
+        def draw_image(self, gc, x, y, im, transform=None):
+            """``RendererSVG.draw_image`` with the embedded PNG written by :func:`_png_bytes`
+            (rows unfiltered, zlib level 1) instead of PIL (adaptive row filters, level 6): the
+            same pixels, about as many bytes, 4 to 5 times faster. matplotlib makes the PNG with
+            ``Image.fromarray(im).save(...)``, ``Image`` being its module's name for PIL's."""
+            if getattr(backend_svg, "Image", None) is not PILImage:  # another matplotlib: as it is
+                return super().draw_image(gc, x, y, im, transform)
+            backend_svg.Image = _FastPNGImage
+            try:
+                return super().draw_image(gc, x, y, im, transform)
+            finally:
+                backend_svg.Image = PILImage
 
     class _Canvas(FigureCanvasAgg):
         def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None, **kwargs):
