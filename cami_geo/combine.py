@@ -250,13 +250,19 @@ def read_records(paths: Iterable[str], kind: str) -> pd.DataFrame:
         Model columns (plus ``geometry`` in EPSG:4326 for vector kinds); empty with the
         same columns and types when there is no file or no row.
     """
-    frames = []
-    for path in sorted(path_list(paths), key=lambda p: (_submission_of(p), p)):
+    ordered = sorted(path_list(paths), key=lambda p: (_submission_of(p), p))
+    for path in ordered:
         if not Path(path).exists():
             raise InputError(f"{path} does not exist; run the intake stage for submission {_submission_of(path)!r} first.")
+
+    def read_one(path: str) -> pd.DataFrame:
         raw = _read_csv_text(path) if kind == "population" else _read_vector(path)
-        frames.append(conform(raw, kind, source=path, submission=_submission_of(path)))
-    frames = [f for f in frames if len(f)]
+        return conform(raw, kind, source=path, submission=_submission_of(path))
+
+    # two threads: Parquet decoding and WKB parsing release the GIL, so reading one file
+    # overlaps conforming another
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        frames = [f for f in pool.map(read_one, ordered) if len(f)]
     if not frames:
         return _empty(kind)
     if kind == "population":
@@ -621,9 +627,9 @@ def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> None:
         raise CamiGeoError(f"{path} cannot be written: {exc}") from None
 
 
-# Partition files to write, set before worker processes fork so that they inherit the
-# frames instead of receiving copies through a pipe.
-_PENDING: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]] = []
+_BATCHES: dict[int, list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]]] = {}
+"""Task lists of the batches being written; forked workers find theirs here (the frames are
+inherited with the process, never pickled)."""
 
 
 def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str, str]) -> None:
@@ -637,35 +643,56 @@ def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str
     write_digest(f"{path}.sha256", [path])
 
 
-def _write_pending(index: int) -> str:
-    path, layers, gtypes = _PENDING[index]
+def _write_batch_task(batch: int, index: int) -> str:
+    path, layers, gtypes = _BATCHES[batch][index]
     _write_task(path, layers, gtypes)
     return path
 
 
-def write_partitions(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]],
-                     workers: int = 1) -> None:
-    """Write partition files (GeoPackage, or one GeoParquet layer), ``workers`` at a time.
+class PartitionBatch:
+    """Partition files (GeoPackage, or one GeoParquet layer) being written, ``workers`` at a
+    time, while the caller goes on; :meth:`wait` returns when all are written (or raises a
+    worker's error).
 
     With more than one worker the files are written by forked processes (GDAL's GeoPackage
     writer and Parquet encoding each hold one core per file; the partitions are
-    independent). Largest files first. The bytes do not depend on ``workers``.
+    independent), largest first; with one, they are written before the constructor returns.
+    The bytes do not depend on ``workers``. Several batches may run at once: combine starts
+    the restricted copy's files while it generalises the public copy.
     """
-    global _PENDING
-    order = sorted(range(len(tasks)), key=lambda i: -sum(len(f) for f in tasks[i][1].values()))
-    workers = max(1, min(int(workers or 1), len(tasks)))
-    if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
-        for i in order:
-            _write_task(*tasks[i])
-        return
-    _PENDING = tasks
-    try:
+
+    _next = 0
+
+    def __init__(self, tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]], workers: int = 1):
+        order = sorted(range(len(tasks)), key=lambda i: -sum(len(f) for f in tasks[i][1].values()))
+        workers = max(1, min(int(workers or 1), len(tasks)))
+        self._pool = None
+        self._futures: list[concurrent.futures.Future] = []
+        self._key = PartitionBatch._next
+        PartitionBatch._next += 1
+        if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
+            for i in order:
+                _write_task(*tasks[i])
+            return
+        _BATCHES[self._key] = tasks
         ctx = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            for _ in pool.map(_write_pending, order):
-                pass
-    finally:
-        _PENDING = []
+        self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        self._futures = [self._pool.submit(_write_batch_task, self._key, i) for i in order]
+
+    def wait(self) -> None:
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+            _BATCHES.pop(self._key, None)
+
+
+def write_partitions(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]],
+                     workers: int = 1) -> None:
+    """Write partition files ``workers`` at a time (:class:`PartitionBatch`) and return."""
+    PartitionBatch(tasks, workers).wait()
 
 
 def _split_by(frame: gpd.GeoDataFrame, keys: np.ndarray) -> dict[str, gpd.GeoDataFrame]:
@@ -785,38 +812,46 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
     log.info("%d submissions, %d occurrences, %d threats, %d range polygons, %d population rows, "
              "%d problems", len(subs), len(occ), len(thr), len(rng), len(pop), len(problems))
 
-    # Restricted (precise) copy.
+    # Restricted (precise) copy: its files are written by forked workers while this process
+    # makes the public copy (whole copies and partitions, largest first).
+    workers = int(params.get("threads") or 1)
     restricted = {"occurrences": occ, "threats": thr, "range": rng}
-    # Public copy: the submission's level is one of the levels weighed (the coarsest wins).
-    sub_level_occ = pd.Series(_text(occ["submission"]).map(levels).to_numpy(), index=occ.index, dtype=object)
-    occ_req = occ.assign(sensitivity=coarser_levels(occ["sensitivity"], sub_level_occ))
-    pub_occ = generalise_occurrences(occ_req, registry)
-    thr_req = thr.assign(sensitivity=pd.Series(_text(thr["submission"]).map(levels).to_numpy(),
-                                               index=thr.index, dtype=object))
-    pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
-    public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
+    restricted_batch = PartitionBatch(
+        [(outputs[f"restricted_{name}"], {name: frame}, {}) for name, frame in restricted.items()
+         if outputs.get(f"restricted_{name}")]
+        + _partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None), workers)
+    try:   # the workers finish (or fail) before this process goes on or gives up
+        # Public copy: the submission's level is one of the levels weighed (the coarsest wins).
+        sub_level_occ = pd.Series(_text(occ["submission"]).map(levels).to_numpy(), index=occ.index, dtype=object)
+        occ_req = occ.assign(sensitivity=coarser_levels(occ["sensitivity"], sub_level_occ))
+        pub_occ = generalise_occurrences(occ_req, registry)
+        thr_req = thr.assign(sensitivity=pd.Series(_text(thr["submission"]).map(levels).to_numpy(),
+                                                   index=thr.index, dtype=object))
+        pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
+        public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
 
-    # the whole copies are written by the same workers as the partitions (largest first)
-    whole = [(outputs[f"{copy}_{name}"], {name: frame}, {})
-             for copy, layers in (("restricted", restricted), ("public", public))
-             for name, frame in layers.items() if outputs.get(f"{copy}_{name}")]
-    country_paths = path_list(outputs.get("public_country"))
-    countries = None
-    if country_paths:
-        from .boundaries import load_configured
+        country_paths = path_list(outputs.get("public_country"))
+        countries = None
+        if country_paths:
+            from .boundaries import load_configured
 
-        countries = load_configured(inputs["boundaries"], params.get("settings") or {})
-    tasks = (whole + _partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None)
-             + _partition_tasks(path_list(outputs.get("public_species")), country_paths, public, countries))
-    write_partitions(tasks, workers=int(params.get("threads") or 1))
+            countries = load_configured(inputs["boundaries"], params.get("settings") or {})
+        public_batch = PartitionBatch(
+            [(outputs[f"public_{name}"], {name: frame}, {}) for name, frame in public.items() if outputs.get(f"public_{name}")]
+            + _partition_tasks(path_list(outputs.get("public_species")), country_paths, public, countries), workers)
 
-    write_csv(pop, outputs["population"])
-    write_csv(problems, outputs["problems"])
-    errors = problems[_text(problems["severity"]).str.strip().str.lower() == "error"]
-    write_csv(errors.reset_index(drop=True), outputs["rejected"])
-    write_csv(_rasters(inputs.get("rasters"), outputs["rasters"]), outputs["rasters"])
-    table = _submissions_table(subs, summaries, {"occurrences": occ, "threats": thr, "range": rng,
-                                                 "population": pop}, problems)
-    write_csv(table, outputs["submissions"])
+        try:
+            write_csv(pop, outputs["population"])
+            write_csv(problems, outputs["problems"])
+            errors = problems[_text(problems["severity"]).str.strip().str.lower() == "error"]
+            write_csv(errors.reset_index(drop=True), outputs["rejected"])
+            write_csv(_rasters(inputs.get("rasters"), outputs["rasters"]), outputs["rasters"])
+            table = _submissions_table(subs, summaries, {"occurrences": occ, "threats": thr, "range": rng,
+                                                         "population": pop}, problems)
+            write_csv(table, outputs["submissions"])
+        finally:
+            public_batch.wait()
+    finally:
+        restricted_batch.wait()
     log.info("%d rejected rows, %d species partitions", len(errors),
              len(path_list(outputs.get("restricted_species"))))
