@@ -12,8 +12,8 @@ from snakemake.utils import min_version
 import cami_geo
 from cami_geo import workflow as cw
 from cami_geo.errors import CamiGeoError
-from cami_geo.combine import LAYERS
-from cami_geo.status.slices import slice_paths
+from cami_geo.model import LAYERS
+from cami_geo.workflow import slice_paths
 from cami_geo.snakemake_fixes import one_recheck_timer
 from cami_geo.stageworker import job_command
 

@@ -48,7 +48,7 @@ import pyogrio
 import shapely
 
 from .errors import CamiGeoError, InputError
-from .model import COLUMNS, CRS_WGS84, PROBLEM_COLUMNS
+from .model import COLUMNS, CRS_WGS84, LAYERS, PROBLEM_COLUMNS
 from .registry import Registry, load_registry
 from .sensitivity import coarser_levels, generalise_occurrences, generalise_threats, normalise_level
 from .textsafe import write_csv
@@ -59,9 +59,6 @@ log = logging.getLogger("cami_geo.combine")
 __all__ = ["LAYERS", "SUBMISSION_COLUMNS", "RASTER_INDEX_COLUMNS", "GPKG_TIMESTAMP",
            "run_combine_stage", "read_records", "conform", "write_geopackage", "partition",
            "relative_problem_file"]
-
-LAYERS = ("occurrences", "threats", "range")
-"""GeoPackage layers of the clean data, in the order they are written."""
 
 SUBMISSION_COLUMNS = ["submission", "contributor", "submitted", "licence", "cycle", "sensitivity",
                       "synthetic", "species", "range_states", "rows_in", "accepted", "rejected", "files"]

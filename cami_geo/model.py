@@ -68,3 +68,7 @@ ORIGIN_CODES = {1: "native", 2: "reintroduced", 3: "introduced", 4: "vagrant",
                 5: "origin uncertain", 6: "assisted colonisation"}
 SEASONAL_CODES = {1: "resident", 2: "breeding season", 3: "non-breeding season", 4: "passage",
                   5: "seasonal occurrence uncertain"}
+
+
+LAYERS = ("occurrences", "threats", "range")
+"""Layers of the clean data (GeoPackage layers, GeoParquet files), in the order they are written."""

@@ -146,6 +146,17 @@ def path_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+SLICE_TABLES = ("by_country", "by_species", "threats", "actions", "population", "submissions")
+"""Tables of one status slice (:mod:`cami_geo.status.slices`); each is ``<name>.csv`` in the
+slice's folder. Here, with :func:`slice_paths`, so that the Snakefile need not import pandas."""
+
+
+def slice_paths(processed: str, species: list[str], countries: list[str]) -> list[str]:
+    """Every slice file of a plan, species first."""
+    return ([f"{processed}/slices/species/{s}/{t}.csv" for s in species for t in SLICE_TABLES]
+            + [f"{processed}/slices/country/{c}/{t}.csv" for c in countries for t in SLICE_TABLES])
+
+
 def write_digest(path: str | Path, files: list[str]) -> None:
     """Write ``path`` in ``sha256sum`` format (``<hex>  <name>``, names relative to its folder;
     `sha256sum -c` checks it). A rule may depend on this small file instead of on the files

@@ -27,9 +27,8 @@ import pandas as pd
 
 from ..registry import Registry
 from ..textsafe import write_csv
+from ..workflow import SLICE_TABLES as TABLES, slice_paths  # noqa: F401 - the Snakefile imports them light
 
-TABLES = ("by_country", "by_species", "threats", "actions", "population", "submissions")
-"""Tables of one slice; each is ``<name>.csv`` in the slice's folder."""
 
 
 def _text(df: pd.DataFrame, col: str) -> pd.Series:
@@ -105,12 +104,6 @@ def write_slices(tables: dict[str, pd.DataFrame], paths: list[str], registry: Re
             cache[(kind, key)] = (species_slice(tables, key, registry) if kind == "species"
                                   else country_slice(tables, key.upper(), registry))
         write_csv(cache[(kind, key)][table].reset_index(drop=True), p)
-
-
-def slice_paths(processed: str, species: list[str], countries: list[str]) -> list[str]:
-    """Every slice file of a plan, species first."""
-    return ([f"{processed}/slices/species/{s}/{t}.csv" for s in species for t in TABLES]
-            + [f"{processed}/slices/country/{c}/{t}.csv" for c in countries for t in TABLES])
 
 
 def read_tables(inputs: dict[str, Any]) -> dict[str, pd.DataFrame]:
