@@ -14,7 +14,7 @@ from cami_geo import workflow as cw
 from cami_geo.errors import CamiGeoError
 from cami_geo.model import LAYERS
 from cami_geo.workflow import slice_paths
-from cami_geo.snakemake_fixes import one_recheck_timer
+from cami_geo.snakemake_fixes import cancel_recheck_timers, one_recheck_timer
 from cami_geo.stageworker import job_command
 
 min_version("9.0")
@@ -62,6 +62,7 @@ onstart:
 
 
 onsuccess:
+    cancel_recheck_timers()
     if STAGE_WORKER:
         from cami_geo import stageworker
 
@@ -69,6 +70,7 @@ onsuccess:
 
 
 onerror:
+    cancel_recheck_timers()
     if STAGE_WORKER:
         from cami_geo import stageworker
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 
 _MARK = "_cami_geo_one_timer"
+_PENDING: set[threading.Timer] = set()
 
 
 def one_recheck_timer() -> bool:
@@ -46,12 +47,24 @@ def one_recheck_timer() -> bool:
         self._cami_geo_recheck_pending = True
 
         def fire() -> None:
+            _PENDING.discard(timer)
             self._cami_geo_recheck_pending = False
             self._open_jobs.release()
 
-        threading.Timer(delay, fire).start()
+        timer = threading.Timer(delay, fire)
+        _PENDING.add(timer)
+        timer.start()
 
     setattr(_schedule_reevalutation, _MARK, True)
     _schedule_reevalutation.__doc__ = original.__doc__
     JobScheduler._schedule_reevalutation = _schedule_reevalutation
     return True
+
+
+def cancel_recheck_timers() -> None:
+    """Cancel the pending re-check timer (the Snakefile's ``onsuccess``/``onerror``: the run
+    is over). Python waits for a pending timer's thread before it exits, so a run otherwise
+    ends up to one timespan (a second) after its last job."""
+    for timer in list(_PENDING):
+        timer.cancel()
+        _PENDING.discard(timer)

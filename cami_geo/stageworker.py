@@ -46,12 +46,21 @@ PRELOAD = ("numpy", "pandas", "pandas.io.formats.csvs", "pyarrow", "pyarrow.comp
            "pyarrow.dataset", "pyarrow.pandas_compat", "shapely", "pyproj", "pyogrio", "geopandas", "geopandas.io.arrow",
            "geopandas.io._geoarrow", "yaml", "jinja2", "openpyxl", "PIL.Image", "email.policy", "encodings.utf_8_sig",
            "encodings.cp1251", "encodings.cp1252", "concurrent.futures.process", "multiprocessing.popen_fork",
-           "scipy.spatial", "scipy.sparse", "scipy.sparse.csgraph",
            "rasterio", "rasterio.mask", "rasterio.shutil", "rasterio.features", "rasterio.transform",
+           "scipy.spatial", "scipy.sparse", "scipy.sparse.csgraph",
            "matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg", "matplotlib.backends.backend_svg",
            "branca", "folium", "docx", "weasyprint")
 """Modules imported by the worker before it forks (besides the stage modules of
-:data:`cami_geo.workflow.STAGES`); a missing one is skipped."""
+:data:`cami_geo.workflow.STAGES`); a missing one is skipped. Those up to and including
+:data:`FIRST_READY_AFTER` are what the first stages of a run need."""
+
+FIRST_STAGES = ("intake", "combine")
+FIRST_READY_AFTER = "rasterio.transform"
+"""The worker starts serving jobs once the modules of :data:`PRELOAD` up to this one and the
+stage modules of :data:`FIRST_STAGES` are loaded (about a second), and loads the rest
+between jobs (about two more seconds of matplotlib, folium, WeasyPrint and SciPy that the
+first jobs, the intakes, do not use). A job forked before a module is loaded imports it
+itself if it needs it."""
 
 FIGURES_PREFIX = "job figures:"
 _HEADER = struct.Struct("!Q")
@@ -195,14 +204,38 @@ def delegate(job: dict[str, Any], *, path: str | None = None) -> int | None:
 
 # -- worker side (server) ------------------------------------------------------------------
 
-def _preload() -> None:
+def _preload_steps():
+    """The preload, one module per step (a generator): yields ``"serve"`` once the first
+    stages can be served (:data:`FIRST_READY_AFTER`), then after each further module, so that
+    the worker can fork for a job between two imports (never during one)."""
     import importlib
 
-    for name in PRELOAD:
+    from .workflow import STAGES
+
+    def load(name: str) -> Any:
         try:
-            importlib.import_module(name)
+            return importlib.import_module(name)
         except Exception:  # noqa: BLE001 - an optional library: the child imports it if it needs it
-            pass
+            return None
+
+    def stage_module(name: str) -> None:
+        warm_up = getattr(importlib.import_module(name), "warm_up_worker", None)
+        if callable(warm_up):  # a stage module's first-use costs, paid here once for every job
+            try:
+                warm_up()
+            except Exception:  # noqa: BLE001 - the jobs then pay them, as without the worker
+                pass
+
+    first = PRELOAD[:PRELOAD.index(FIRST_READY_AFTER) + 1]
+    for name in first:
+        load(name)
+    first_stages = list(dict.fromkeys(STAGES[s].split(":")[0] for s in FIRST_STAGES))
+    for name in first_stages:
+        stage_module(name)
+    yield "serve"
+    for name in PRELOAD[len(first):]:
+        load(name)
+        yield name
     try:
         import matplotlib
 
@@ -212,15 +245,10 @@ def _preload() -> None:
         Image.init()   # the image format plugins, loaded on a first save otherwise
     except Exception:  # noqa: BLE001
         pass
-    from .workflow import STAGES
-
     for name in dict.fromkeys(spec.split(":")[0] for spec in STAGES.values()):
-        warm_up = getattr(importlib.import_module(name), "warm_up_worker", None)
-        if callable(warm_up):  # a stage module's first-use costs, paid here once for every job
-            try:
-                warm_up()
-            except Exception:  # noqa: BLE001 - the jobs then pay them, as without the worker
-                pass
+        if name not in first_stages:
+            stage_module(name)
+            yield name
 
 
 def _child(listener: socket.socket, conns: list[socket.socket], pidfds: list[int], fds: list[int],
@@ -303,22 +331,31 @@ def _on_term(*_):
 def serve(path: str, parent_pid: int) -> None:
     """Listen at ``path``, fork a child per request, until process ``parent_pid`` is gone or
     SIGTERM arrives. The socket is bound before the libraries load, so the first jobs wait
-    for them instead of loading them too."""
+    for the first stages' libraries instead of loading them too; the rest load between jobs
+    (:data:`FIRST_READY_AFTER`)."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
     children: dict[int, dict[str, Any]] = {}   # pidfd -> {pid, conn, start, cancelled}
     signal.signal(signal.SIGTERM, _on_term)
     try:
-        _preload()
-        import gc
-
-        gc.collect()
-        gc.freeze()   # the libraries' objects: children's collections need not walk (or copy) them
-        Path(path + ".ready").touch()   # for whoever wants to know (tests); jobs just connect
+        steps = _preload_steps()
+        for step in steps:   # until the first stages can be served
+            if step == "serve":
+                break
+        loading = True
         while _alive(parent_pid) or children:
             watched = {c["conn"]: fd for fd, c in children.items() if not c["cancelled"]}
-            ready, _, _ = select.select([listener, *children, *watched], [], [], 1.0)
+            ready, _, _ = select.select([listener, *children, *watched], [], [], 0 if loading else 1.0)
+            if loading and not ready:   # nothing to do for a job: load one more module
+                if next(steps, None) is None:
+                    loading = False
+                    import gc
+
+                    gc.collect()
+                    gc.freeze()   # the libraries' objects: children's collections need not walk (or copy) them
+                    Path(path + ".ready").touch()   # for whoever wants to know (tests); jobs just connect
+                continue
             for r in ready:
                 if r is listener:
                     _accept(listener, children)

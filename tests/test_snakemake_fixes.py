@@ -19,6 +19,10 @@ rule all:
 rule one:
     output: "out/{i}.txt"
     shell: "sleep S; echo {wildcards.i} > {output}"
+onsuccess:
+    if os.environ.get("CAMI_GEO_FIX"):
+        from cami_geo.snakemake_fixes import cancel_recheck_timers
+        cancel_recheck_timers()
 """
 
 
@@ -51,3 +55,10 @@ def test_patch_is_applied_once_and_keeps_the_rate_limit(tmp_path):
     rounds, wall = _run(tmp_path, 6, 0.05, True, "--max-jobs-per-timespan", "2/2s")
     assert wall < 30
     assert rounds >= 3
+
+
+def test_run_ends_with_its_last_job(tmp_path):
+    """A pending re-check timer is cancelled when the run succeeds: with a 20 s timespan the
+    process would otherwise wait for it before exiting."""
+    _, wall = _run(tmp_path, 2, 0.05, True, "--max-jobs-per-timespan", "100/20s")
+    assert wall < 15, wall
