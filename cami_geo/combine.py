@@ -376,7 +376,10 @@ def _record_facts(records: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict[
     parts = []
     for frame in records.values():
         keep = ["submission"] + [c for c in cols + list(lists.values()) if c in frame.columns]
-        part = pd.DataFrame({c: _text(frame[c]).str.strip() for c in keep})
+        # the distinct value combinations first (in record order, so each submission's first
+        # non-empty value is kept): a million records hold a few thousand
+        small = frame[keep].drop_duplicates() if len(frame) else frame[keep]
+        part = pd.DataFrame({c: _text(small[c]).str.strip() for c in keep})
         parts.append(part)
     data = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["submission"])
     data = data.replace("", None)

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 _TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -36,11 +37,28 @@ def neutralise_formula(value: Any) -> Any:
 
 
 def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` with every text cell neutralised (numeric columns untouched)."""
+    """A copy of ``df`` with every text cell neutralised (numeric columns untouched).
+
+    Only the cells that start with a trigger character go through
+    :func:`neutralise_formula` (a vectorised ``startswith`` finds them); the others could
+    not change."""
     out = df.copy()
-    for col in out.columns:
-        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
-            out[col] = out[col].map(neutralise_formula)
+    for i, col in enumerate(out.columns):
+        s = out.iloc[:, i]
+        if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+            continue
+        try:
+            flagged = s.str.startswith(_TRIGGERS, na=False).to_numpy(dtype=bool)
+        except AttributeError:   # an object column without text: nothing to neutralise
+            flagged = np.zeros(len(s), dtype=bool)
+        if flagged.any():
+            values = s.to_numpy(dtype=object, copy=True)
+            values[flagged] = [neutralise_formula(v) for v in values[flagged]]
+            s = pd.Series(values, index=s.index, name=s.name)
+            s = s.infer_objects() if out.iloc[:, i].dtype == object else s.astype(out.iloc[:, i].dtype)
+        elif s.dtype == object:
+            s = s.infer_objects()   # as Series.map did: [None, 0] is written as ",0.0"
+        out.isetitem(i, s)
     return out
 
 
