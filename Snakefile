@@ -13,7 +13,7 @@ import cami_geo
 from cami_geo import workflow as cw
 from cami_geo.errors import CamiGeoError
 from cami_geo.model import LAYERS
-from cami_geo.workflow import slice_paths
+from cami_geo.workflow import larger_first, slice_paths
 from cami_geo.snakemake_fixes import cancel_recheck_timers, one_recheck_timer
 from cami_geo.stageworker import job_command
 

@@ -146,6 +146,21 @@ def path_list(value: Any) -> list[str]:
     return [str(v) for v in value]
 
 
+def larger_first(template: str):
+    """A rule's ``priority``: the size in MB of the file ``template`` names for a job (its
+    wildcards filled in), 0 while it does not exist. Snakemake starts ready jobs of higher
+    priority first, so the longest jobs (the largest partitions) start early and a run on
+    few cores does not end with one long job running alone."""
+
+    def priority(wildcards) -> float:
+        try:
+            return round(os.path.getsize(template.format(**dict(wildcards.items()))) / 1e6, 3)
+        except OSError:
+            return 0.0
+
+    return priority
+
+
 SLICE_TABLES = ("by_country", "by_species", "threats", "actions", "population", "submissions")
 """Tables of one status slice (:mod:`cami_geo.status.slices`); each is ``<name>.csv`` in the
 slice's folder. Here, with :func:`slice_paths`, so that the Snakefile need not import pandas."""

@@ -26,6 +26,7 @@ rule map_species:
         version=VERSION,
         settings=config,
         read=lambda wc: {"public": f"{P}/public/species/{wc.species}.gpkg"},
+    priority: larger_first(f"{P}/public/species/{{species}}.gpkg")
     log:
         "logs/maps/species_{species}.log",
     conda:
@@ -55,6 +56,7 @@ rule map_country:
         version=VERSION,
         settings=config,
         read=lambda wc: {"public": f"{P}/public/country/{wc.iso3}.gpkg"},
+    priority: larger_first(f"{P}/public/country/{{iso3}}.gpkg")
     log:
         "logs/maps/country_{iso3}.log",
     conda:

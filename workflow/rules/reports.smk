@@ -29,6 +29,7 @@ rule report_species:
     params:
         version=VERSION,
         settings=config,
+    priority: larger_first(f"{P}/public/species/{{species}}.gpkg")
     log:
         "logs/reports/species_{species}.log",
     conda:
@@ -61,6 +62,7 @@ rule report_country:
     params:
         version=VERSION,
         settings=config,
+    priority: larger_first(f"{P}/public/country/{{iso3}}.gpkg")
     log:
         "logs/reports/country_{iso3}.log",
     conda:

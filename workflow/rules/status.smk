@@ -23,6 +23,7 @@ rule status_species:
         version=VERSION,
         settings=config,
         read=lambda wc: {"clean": [f"{P}/restricted/species/{wc.species}/{layer}.parquet" for layer in LAYERS]},
+    priority: larger_first(f"{P}/restricted/species/{{species}}/occurrences.parquet")
     log:
         "logs/status/{species}.log",
     conda:
