@@ -48,6 +48,7 @@ import pyogrio
 import shapely
 
 from .errors import CamiGeoError, InputError
+from .io.vector import FAST_SQLITE, gdal_config
 from .model import COLUMNS, CRS_WGS84, LAYERS, PROBLEM_COLUMNS
 from .registry import Registry, load_registry
 from .sensitivity import coarser_levels, generalise_occurrences, generalise_threats, normalise_level
@@ -530,14 +531,8 @@ def _fixed_gdal_date() -> Iterator[None]:
     stamp = GPKG_TIMESTAMP
     if epoch.isdigit():
         stamp = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    options = {"OGR_CURRENT_DATE": stamp, "OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF",
-               "OGR_SQLITE_CACHE": "256"}
-    before = {k: pyogrio.get_gdal_config_option(k) for k in options}
-    pyogrio.set_gdal_config_options(options)
-    try:
+    with gdal_config({"OGR_CURRENT_DATE": stamp, **FAST_SQLITE}):
         yield
-    finally:
-        pyogrio.set_gdal_config_options(before)
 
 
 def _geometry_type(kind: str, gdf: gpd.GeoDataFrame) -> str:

@@ -111,14 +111,18 @@ def job_command(rule: str, input: Any, output: Any, params: Any, log: Any, threa
     return f"{shlex.quote(python)} -I -S {shlex.quote(os.path.abspath(__file__))} --job {shlex.quote(path)}"
 
 
-def _write_figures(log_path: str | None, wall_s: float, cpu_s: float, max_rss_mb: float, code: int) -> None:
+def _append_to_log(log_path: str | None, line: str) -> None:
     if not log_path:
         return
     try:
         with open(log_path, "a", encoding="utf-8") as fh:
-            fh.write(f"{FIGURES_PREFIX} wall_s={wall_s:.3f} cpu_s={cpu_s:.3f} max_rss_mb={max_rss_mb:.1f} exit={code}\n")
+            fh.write(line + "\n")
     except OSError:
         pass
+
+
+def _write_figures(log_path: str | None, wall_s: float, cpu_s: float, max_rss_mb: float, code: int) -> None:
+    _append_to_log(log_path, f"{FIGURES_PREFIX} wall_s={wall_s:.3f} cpu_s={cpu_s:.3f} max_rss_mb={max_rss_mb:.1f} exit={code}")
 
 
 def client_main(job_path: str) -> int:
@@ -302,12 +306,8 @@ def _note_imports(log_path: str | None, loaded: set[str]) -> None:
     added = set(sys.modules) - loaded
     # the first module of each new subtree (its parent was loaded already), the job's own package left out
     new = sorted(m for m in added if m.rpartition(".")[0] not in added and not m.startswith("cami_geo"))
-    if log_path and new:
-        try:
-            with open(log_path, "a", encoding="utf-8") as fh:
-                fh.write(f"stage worker: modules this job imported (not preloaded): {', '.join(new)}\n")
-        except OSError:
-            pass
+    if new:
+        _append_to_log(log_path, f"stage worker: modules this job imported (not preloaded): {', '.join(new)}")
 
 
 def _alive(pid: int) -> bool:

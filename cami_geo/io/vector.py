@@ -3,9 +3,11 @@ into GeoDataFrames in EPSG:4326 whose attribute cells are text, features numbere
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -100,3 +102,20 @@ def read_zipped_shapefile(path: str | Path, *, layer: str | None = None, crs: st
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+FAST_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF", "OGR_SQLITE_CACHE": "256"}
+"""GDAL options for writing a GeoPackage without SQLite's journal or syncing, with a larger
+page cache: safe when the file is written under a temporary name and moved into place only
+when complete. The features written are the same."""
+
+
+@contextlib.contextmanager
+def gdal_config(options: dict[str, str]) -> Iterator[None]:
+    """GDAL configuration ``options`` for the duration, then their previous values."""
+    before = {k: pyogrio.get_gdal_config_option(k) for k in options}
+    pyogrio.set_gdal_config_options(options)
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(before)

@@ -19,7 +19,6 @@ import logging
 import os
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -300,22 +299,13 @@ def write_threat_tif(threats, range_geom, crs: str, path: str | Path, *, species
 # ---------------------------------------------------------------------------------------
 # GeoPackage
 # ---------------------------------------------------------------------------------------
-_FAST_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF", "OGR_SQLITE_CACHE": "256"}
-
-
-@contextmanager
 def _fast_sqlite():
-    """SQLite without journal or syncing (and a larger page cache) for the duration, then the
-    previous settings. Safe here: the GeoPackage is written under a temporary name and moved
-    into place only when complete. The features written are the same."""
-    import pyogrio
+    """SQLite without journal or syncing (and a larger page cache) for the duration
+    (:data:`cami_geo.io.vector.FAST_SQLITE`): the GeoPackage is written under a temporary
+    name and moved into place only when complete."""
+    from ..io.vector import FAST_SQLITE, gdal_config
 
-    before = {k: pyogrio.get_gdal_config_option(k) for k in _FAST_SQLITE}
-    pyogrio.set_gdal_config_options(_FAST_SQLITE)
-    try:
-        yield
-    finally:
-        pyogrio.set_gdal_config_options(before)
+    return gdal_config(FAST_SQLITE)
 
 
 def _write_layer(gdf, path: Path, layer: str, geometry_type: str, description: str) -> None:
