@@ -320,8 +320,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-class _Stop(Exception):
-    """SIGTERM: the run is over."""
+class _Stop(BaseException):
+    """SIGTERM: the run is over. Not an ``Exception``: the preload's ``except Exception``
+    around each import must not swallow it."""
 
 
 def _on_term(*_):
@@ -460,9 +461,10 @@ def stop(proc: Any, path: str) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
-        except Exception:  # noqa: BLE001
+            proc.wait(timeout=3)
+        except Exception:  # noqa: BLE001 - it holds nothing worth waiting for at the end of a run
             proc.kill()
+            proc.wait()
     shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 

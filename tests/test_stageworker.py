@@ -189,3 +189,16 @@ def test_job_command_failure_without_worker_is_one_sentence(repo, tmp_path):
     assert proc.returncode == 1
     assert "cami-geo: intake:" in proc.stderr and "missing.gpkg" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_stop_while_the_worker_is_still_loading():
+    """SIGTERM during the preload (an import) ends the worker at once and cleanly."""
+    for delay in (0.3, 1.5):   # during the first stages' imports, then between jobs' imports
+        proc, path = stageworker.start()
+        time.sleep(delay)
+        start = time.perf_counter()
+        stageworker.stop(proc, path)
+        elapsed = time.perf_counter() - start
+        assert proc.returncode is not None and proc.returncode >= 0, proc.returncode   # not killed
+        assert elapsed < 2.5, elapsed
+        assert not Path(path).exists()
