@@ -346,11 +346,8 @@ def range_layer(rng, rgeom, rsource: str, valid_rs, registry, species: str, slug
     rows = []
     for k, (code, name, geom, source) in enumerate(scopes):
         total = geodesic_area_km2(geom)
-        if k == 0 and _parts is not None:  # the status range
-            parts = _parts
-        else:
-            parts = range_by_country(geom, valid_rs) if len(valid_rs) else pd.DataFrame(
-                columns=["range_area_km2", "range_share", "geometry"])
+        # the status range's parts when the caller has them
+        parts = _parts if k == 0 and _parts is not None else range_by_country(geom, valid_rs)
         for iso3, p in parts.iterrows():
             if p["geometry"] is None:
                 continue
@@ -426,7 +423,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     import geopandas as gpd
 
     from ..workflow import registry_from_config
-    from .pipeline import (_fill_iso3, boundaries_cached, group_rows, occurrence_points, read_layer,
+    from .pipeline import (_fill_iso3, boundaries_cached, group_rows, occurrence_points, of_species, read_layer,
                            read_occurrences)
 
     t0 = time.perf_counter()
@@ -451,15 +448,9 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
         countries = boundaries_cached(boundaries_path, bcfg.get("layer"), bcfg.get("id_field", "iso3"))
         rs = countries.reindex(states)
         valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
-        occ = read_occurrences(clean_gpkg)
-        if "species_slug" in occ and len(occ):
-            sl = occ["species_slug"].astype("string").fillna("")
-            occ = occ[(sl == slug) | (sl == "")]
+        occ = of_species(read_occurrences(clean_gpkg), slug)
         thr = species_threats(read_layer(clean_gpkg, "threats", THREAT_COLUMNS), slug)
-        rng = read_layer(clean_gpkg, "range", RANGE_COLUMNS)
-        if "species_slug" in rng and len(rng):
-            sl = rng["species_slug"].astype("string").fillna("")
-            rng = rng[(sl == slug) | (sl == "")]
+        rng = of_species(read_layer(clean_gpkg, "range", RANGE_COLUMNS), slug)
         pts = occurrence_points(occ)
         _fill_iso3(pts, valid_rs)
         present = pts[pts["present"] & pts["lon"].notna() & pts["lat"].notna()]
@@ -494,9 +485,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     write_threat_tif(thr, rgeom, crs, threat_tif_out, species=species, slug=slug)
 
     # GeoPackage
-    parts_rs = prepared["parts_rs"] if prepared is not None else (
-        range_by_country(rgeom, valid_rs) if len(valid_rs) else pd.DataFrame(
-            columns=["range_area_km2", "range_share", "geometry"]))
+    parts_rs = prepared["parts_rs"] if prepared is not None else range_by_country(rgeom, valid_rs)
     rlayer = range_layer(rng, rgeom, rsource, valid_rs, registry, species, slug, _parts=parts_rs)
     cells = aoo_cells_layer(grid, species, slug)
     parts = parts_rs.reindex(states)

@@ -275,6 +275,15 @@ def run_status_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: di
                                 prepared=prepared)
 
 
+def of_species(frame, slug: str):
+    """The rows of ``frame`` whose ``species_slug`` is ``slug`` or empty (records the
+    intake could not tie to a species stay with every species' partition)."""
+    if "species_slug" not in frame or not len(frame):
+        return frame
+    sl = frame["species_slug"].astype("string").fillna("")
+    return frame[(sl == slug) | (sl == "")]
+
+
 def group_rows(codes: np.ndarray) -> dict[Any, np.ndarray]:
     """Row positions (ascending) of each distinct value of ``codes``: one pass instead of a
     comparison over every row per value."""
@@ -312,15 +321,9 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     states = [s for s in sp.range_states]
     rs = countries.reindex(states)
 
-    occ = read_occurrences(inputs["clean"])
-    if "species_slug" in occ and len(occ):
-        sl = occ["species_slug"].astype("string").fillna("")
-        occ = occ[(sl == slug) | (sl == "")]
+    occ = of_species(read_occurrences(inputs["clean"]), slug)
     thr = species_threats(read_layer(inputs["clean"], "threats", THREAT_COLUMNS), slug)
-    rng = read_layer(inputs["clean"], "range", RANGE_COLUMNS)
-    if "species_slug" in rng and len(rng):
-        sl = rng["species_slug"].astype("string").fillna("")
-        rng = rng[(sl == slug) | (sl == "")]
+    rng = of_species(read_layer(inputs["clean"], "range", RANGE_COLUMNS), slug)
     pop = read_table(inputs.get("population"), POPULATION_COLUMNS)
     if len(pop):
         pop = pop[(pop["species_slug"].fillna("") == slug)
@@ -342,8 +345,7 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     # range
     rgeom, rsource = species_range(rng, present["lon"].to_numpy(), present["lat"].to_numpy())
     valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
-    parts_rs = range_by_country(rgeom, valid_rs) if len(valid_rs) else pd.DataFrame(
-        columns=["range_area_km2", "range_share", "geometry"])
+    parts_rs = range_by_country(rgeom, valid_rs)
     parts = parts_rs.reindex(states)
     # threats
     tbc = threats_by_country(thr, parts, valid_rs, registry)

@@ -89,7 +89,10 @@ def species_range(range_gdf, lon, lat):
 def range_by_country(range_geom, countries) -> pd.DataFrame:
     """Per country (index iso3): ``range_area_km2`` of range x country and ``range_share``
     of the whole range's area (range parts outside every listed country count in the
-    total); geometry of the part in ``geometry``."""
+    total); geometry of the part in ``geometry``. No countries: an empty frame with those
+    columns."""
+    if not len(countries):
+        return pd.DataFrame(columns=["range_area_km2", "range_share", "geometry"])
     total = geodesic_area_km2(range_geom)
     rows = []
     for iso3, geom in zip(countries.index, countries.geometry.values):
