@@ -39,19 +39,18 @@ def one_recheck_timer() -> bool:
         return True
 
     def _schedule_reevalutation(self, delay) -> None:
-        # the same timer Snakemake starts, unless one is pending already; the flag is
-        # cleared before the timer releases the scheduler, so the round it starts can
-        # start the next one
-        if getattr(self, "_cami_geo_recheck_pending", False):
+        # the same timer Snakemake starts, unless this scheduler's last one is still pending;
+        # a timer leaves the pending set before it releases the scheduler, so the round it
+        # starts can start the next one
+        if getattr(self, "_cami_geo_timer", None) in _PENDING:
             return
-        self._cami_geo_recheck_pending = True
 
         def fire() -> None:
             _PENDING.discard(timer)
-            self._cami_geo_recheck_pending = False
             self._open_jobs.release()
 
         timer = threading.Timer(delay, fire)
+        self._cami_geo_timer = timer
         _PENDING.add(timer)
         timer.start()
 

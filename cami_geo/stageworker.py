@@ -5,23 +5,24 @@ Importing pandas, geopandas, pyproj, matplotlib, folium and WeasyPrint takes abo
 a run over 17 species and 20 Range States has a hundred jobs, each a fresh Python process.
 With the worker, a job's process (this file run by a Python without site-packages, see
 :func:`job_command`) only sends its stage name, files and parameters, with its standard
-input, output and error, over a Unix socket; the worker forks (a copy of a process that has imported everything, made in milliseconds), the
-child runs the stage exactly as the job's own process would (same :func:`run_stage`, the
-job's working directory, environment and output streams), and the exit status goes back
-to the job. Snakemake still schedules, counts cores and checks every job; only the process
+input, output and error, over a Unix socket; the worker forks (a copy of a process that
+has imported everything, made in milliseconds), the child runs the stage exactly as the
+job's own process would (same :func:`run_stage`, the job's working directory, environment
+and output streams), and the exit status goes back to the job. Snakemake still schedules, counts cores and checks every job; only the process
 that does the work is made differently.
 
 Lifetime: the Snakefile starts the worker when a local run starts (``onstart``) and stops it
 when the run ends; the worker also ends by itself when the Snakemake process that started
 it is gone. A job whose client cannot reach the worker runs the stage in a Python process
-of its own (``python -m cami_geo.stageworker --run FILE``), as without the worker; ``stage_worker: false`` in the configuration turns it off, and runs
-on a cluster executor never use it (their jobs run on other machines). When the job's
-process ends before its child (Snakemake cancelled the job), the worker ends the child.
+of its own (``python -m cami_geo.stageworker --run FILE``), as without the worker;
+``stage_worker: false`` in the configuration turns it off, and runs on a cluster executor
+never use it (their jobs run on other machines). When the job's process ends before its
+child (Snakemake cancelled the job), the worker ends the child.
 
 The figures of a job (wall time, CPU time, peak resident memory of the process that ran
 the stage, from ``wait4``) are appended to the job's log as ``job figures: ...``, with or
-without the worker, since Snakemake's ``benchmark:`` files of ``run:`` jobs measure
-Snakemake's own process (their wall time is right).
+without the worker (the rules have no ``benchmark:`` files: for ``run:`` jobs Snakemake
+measures its own process).
 
 This module imports only the standard library: the client side runs in every job.
 """
@@ -111,6 +112,12 @@ def job_command(rule: str, input: Any, output: Any, params: Any, log: Any, threa
     return f"{shlex.quote(python)} -I -S {shlex.quote(os.path.abspath(__file__))} --job {shlex.quote(path)}"
 
 
+def _exit_code(status: int) -> int:
+    """A ``wait`` status as a shell reports it: the exit code, or 128 + N when killed by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return code if code >= 0 else 128 - code
+
+
 def _append_to_log(log_path: str | None, line: str) -> None:
     if not log_path:
         return
@@ -137,8 +144,7 @@ def client_main(job_path: str) -> int:
     start = time.perf_counter()
     pid = os.spawnv(os.P_NOWAIT, sys.executable, [sys.executable, "-m", "cami_geo.stageworker", "--run", job_path])
     _, status, ru = os.wait4(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    code = code if code >= 0 else 128 - code
+    code = _exit_code(status)
     _write_figures(job.get("log_path"), time.perf_counter() - start, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, code)
     return code
 
@@ -419,8 +425,7 @@ def _finish(pidfd: int, children: dict) -> None:
     child = children.pop(pidfd)
     os.close(pidfd)
     _, status, ru = os.wait4(child["pid"], 0)
-    code = os.waitstatus_to_exitcode(status)
-    code = code if code >= 0 else 128 - code   # killed by signal N: 128 + N, as a shell says
+    code = _exit_code(status)
     conn = child["conn"]
     reply = pickle.dumps({"code": code, "wall_s": time.perf_counter() - child["start"],
                           "cpu_s": ru.ru_utime + ru.ru_stime, "max_rss_mb": ru.ru_maxrss / 1024})
