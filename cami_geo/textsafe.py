@@ -43,9 +43,10 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
     :func:`neutralise_formula` (a vectorised ``startswith`` finds them); the others could
     not change."""
     out = df.copy()
-    for i, col in enumerate(out.columns):
+    for i in range(out.shape[1]):
         s = out.iloc[:, i]
-        if not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        dtype = s.dtype
+        if not (dtype == object or pd.api.types.is_string_dtype(s)):
             continue
         try:
             flagged = s.str.startswith(_TRIGGERS, na=False).to_numpy(dtype=bool)
@@ -55,8 +56,11 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
             values = s.to_numpy(dtype=object, copy=True)
             values[flagged] = [neutralise_formula(v) for v in values[flagged]]
             s = pd.Series(values, index=s.index, name=s.name)
-            s = s.infer_objects() if out.iloc[:, i].dtype == object else s.astype(out.iloc[:, i].dtype)
-        elif s.dtype == object:
+            if dtype != object:
+                s = s.astype(dtype)
+        elif dtype != object:
+            continue   # unchanged
+        if dtype == object:
             s = s.infer_objects()   # as Series.map did: [None, 0] is written as ",0.0"
         out.isetitem(i, s)
     return out
