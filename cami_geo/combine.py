@@ -58,7 +58,7 @@ from .workflow import path_list, write_digest
 log = logging.getLogger("cami_geo.combine")
 
 __all__ = ["LAYERS", "SUBMISSION_COLUMNS", "RASTER_INDEX_COLUMNS", "GPKG_TIMESTAMP",
-           "run_combine_stage", "read_records", "conform", "write_geopackage", "partition",
+           "run_combine_stage", "run_public_stage", "read_records", "conform", "write_geopackage", "partition",
            "relative_problem_file"]
 
 SUBMISSION_COLUMNS = ["submission", "contributor", "submitted", "licence", "cycle", "sensitivity",
@@ -627,9 +627,33 @@ _BATCHES: dict[int, list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]
 inherited with the process, never pickled)."""
 
 
+def _one_chunk(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``frame`` with each Arrow-backed column in one piece.
+
+    GDAL and Parquet write an Arrow column piece by piece, so the bytes of a file depend on
+    where the column's pieces begin; those follow how the records were read (per
+    submission, per batch of a file read back). In one piece, the same records give the
+    same bytes however they were read, and a partition whose records did not change keeps
+    its checksum when other submissions change.
+    """
+    pieces = {}
+    for name in frame.columns:
+        array = frame[name].array
+        data = getattr(array, "_pa_array", None)  # ArrowExtensionArray and ArrowStringArray
+        if data is not None and data.num_chunks > 1:
+            pieces[name] = pd.Series(type(array)(data.combine_chunks()), index=frame.index, name=name)
+    if not pieces:
+        return frame
+    out = frame.copy(deep=False)
+    for name, series in pieces.items():
+        out[name] = series
+    return out
+
+
 def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str, str]) -> None:
     """Write one partition file and its digest ``<file>.sha256``, which the rules that read
     the partition depend on (:func:`cami_geo.workflow.write_digest`)."""
+    layers = {name: _one_chunk(frame) for name, frame in layers.items()}
     if str(path).endswith(".parquet"):
         (frame,) = layers.values()
         write_geoparquet(path, frame)
@@ -763,7 +787,9 @@ def _registry(params: dict[str, Any]) -> Registry:
 
 
 def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
-    """Combine every submission's intake outputs into the clean data and the public copy.
+    """Combine every submission's intake outputs into the clean data (the restricted, precise
+    copy), the population, problem, rejected and raster tables and the provenance table.
+    :func:`run_public_stage` then makes the public copy from the restricted one.
 
     Parameters
     ----------
@@ -771,19 +797,14 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
         Lists of per-submission files (possibly empty): ``occurrences``, ``threats``,
         ``range`` (GeoParquet), ``population``, ``problems``, ``rasters`` (CSV),
         ``summaries`` (``validation.json``). A file's submission is its folder's name.
-        ``boundaries``: the boundary layer (for the Range State partitions).
     outputs : dict
-        ``restricted_<layer>``, ``public_<layer>`` for layer in occurrences, threats, range
-        (GeoParquet), ``restricted_species``, ``public_species``, ``public_country`` (lists
-        of partition files, each ``<key>.gpkg`` with every layer or ``<key>/<layer>.parquet``
-        with one, key a species slug or an ISO3 code; the Range State partitions need the
-        ``boundaries`` input), ``population``,
-        ``rejected``, ``problems``, ``rasters`` (index CSV; the COGs are copied beside it),
-        ``submissions`` (CSV).
+        ``restricted_<layer>`` for layer in occurrences, threats, range (GeoParquet, each
+        with its digest ``<file>.sha256``), ``restricted_species`` (a list of partition files
+        ``<slug>/<layer>.parquet``), ``population``, ``rejected``, ``problems``, ``rasters``
+        (index CSV; the COGs are copied beside it), ``submissions`` (CSV).
     params : dict
-        ``species`` (the plan's slugs), ``settings`` (the configuration; its ``registry``
-        section extends the registry), ``version``, ``threads`` (GeoPackages written in
-        parallel).
+        ``species`` (the plan's slugs), ``settings`` (the configuration), ``version``,
+        ``threads`` (partition files written in parallel).
 
     Raises
     ------
@@ -791,13 +812,12 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
         When a per-submission file is missing or unreadable, or holds a value of the
         wrong type, with one sentence naming it.
     """
-    registry = _registry(params)
     summary_paths = path_list(inputs.get("summaries"))
     subs = sorted({_submission_of(p) for key in ("occurrences", "threats", "range", "population",
                                                  "problems", "rasters", "summaries")
                    for p in path_list(inputs.get(key))})
     summaries = {_submission_of(p): _read_summary(p) for p in summary_paths}
-    levels = _submission_levels(subs, summaries)
+    _submission_levels(subs, summaries)  # a bad sensitivity level stops the run here, not one stage later
 
     occ = read_records(inputs.get("occurrences"), "occurrences")
     thr = read_records(inputs.get("threats"), "threats")
@@ -807,46 +827,88 @@ def run_combine_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: d
     log.info("%d submissions, %d occurrences, %d threats, %d range polygons, %d population rows, "
              "%d problems", len(subs), len(occ), len(thr), len(rng), len(pop), len(problems))
 
-    # Restricted (precise) copy: its files are written by forked workers while this process
-    # makes the public copy (whole copies and partitions, largest first).
-    workers = int(params.get("threads") or 1)
+    # The restricted copy's files are written by forked workers while this process writes
+    # the tables (whole copies and partitions, largest first).
     restricted = {"occurrences": occ, "threats": thr, "range": rng}
-    restricted_batch = PartitionBatch(
+    batch = PartitionBatch(
         [(outputs[f"restricted_{name}"], {name: frame}, {}) for name, frame in restricted.items()
          if outputs.get(f"restricted_{name}")]
-        + _partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None), workers)
-    try:   # the workers finish (or fail) before this process goes on or gives up
-        # Public copy: the submission's level is one of the levels weighed (the coarsest wins).
-        sub_level_occ = pd.Series(_text(occ["submission"]).map(levels).to_numpy(), index=occ.index, dtype=object)
-        occ_req = occ.assign(sensitivity=coarser_levels(occ["sensitivity"], sub_level_occ))
-        pub_occ = generalise_occurrences(occ_req, registry)
-        thr_req = thr.assign(sensitivity=pd.Series(_text(thr["submission"]).map(levels).to_numpy(),
-                                                   index=thr.index, dtype=object))
-        pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
-        public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
-
-        country_paths = path_list(outputs.get("public_country"))
-        countries = None
-        if country_paths:
-            from .boundaries import load_configured
-
-            countries = load_configured(inputs["boundaries"], params.get("settings") or {})
-        public_batch = PartitionBatch(
-            [(outputs[f"public_{name}"], {name: frame}, {}) for name, frame in public.items() if outputs.get(f"public_{name}")]
-            + _partition_tasks(path_list(outputs.get("public_species")), country_paths, public, countries), workers)
-
-        try:
-            write_csv(pop, outputs["population"])
-            write_csv(problems, outputs["problems"])
-            errors = problems[_text(problems["severity"]).str.strip().str.lower() == "error"]
-            write_csv(errors.reset_index(drop=True), outputs["rejected"])
-            write_csv(_rasters(inputs.get("rasters"), outputs["rasters"]), outputs["rasters"])
-            table = _submissions_table(subs, summaries, {"occurrences": occ, "threats": thr, "range": rng,
-                                                         "population": pop}, problems)
-            write_csv(table, outputs["submissions"])
-        finally:
-            public_batch.wait()
+        + _partition_tasks(path_list(outputs.get("restricted_species")), [], restricted, None),
+        int(params.get("threads") or 1))
+    try:
+        write_csv(pop, outputs["population"])
+        write_csv(problems, outputs["problems"])
+        errors = problems[_text(problems["severity"]).str.strip().str.lower() == "error"]
+        write_csv(errors.reset_index(drop=True), outputs["rejected"])
+        write_csv(_rasters(inputs.get("rasters"), outputs["rasters"]), outputs["rasters"])
+        table = _submissions_table(subs, summaries, {"occurrences": occ, "threats": thr, "range": rng,
+                                                     "population": pop}, problems)
+        write_csv(table, outputs["submissions"])
     finally:
-        restricted_batch.wait()
+        batch.wait()
     log.info("%d rejected rows, %d species partitions", len(errors),
              len(path_list(outputs.get("restricted_species"))))
+
+
+def _read_copy(path: str | None, kind: str) -> gpd.GeoDataFrame:
+    """One layer of the restricted copy as combine wrote it (its columns and types kept)."""
+    if not path:
+        return _empty(kind)
+    if not Path(path).exists():
+        raise InputError(f"{path} does not exist; run the combine stage first.")
+    return _read_vector(path)
+
+
+def run_public_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
+    """The public copy: the restricted copy generalised as :mod:`cami_geo.sensitivity` says,
+    whole, per species and per Range State (the only copy maps and reports may show).
+
+    A separate stage from :func:`run_combine_stage` so that the status stage, which reads
+    only the restricted copy, runs while this one writes the public files.
+
+    Parameters
+    ----------
+    inputs : dict
+        ``restricted_<layer>`` for layer in occurrences, threats, range (GeoParquet, as
+        combine wrote them); ``summaries``: each submission's ``validation.json`` (its
+        manifest's sensitivity level is one of the levels weighed, the coarsest wins);
+        ``boundaries``: the boundary layer (for the Range State partitions).
+    outputs : dict
+        ``public_<layer>`` (GeoParquet), ``public_species`` and ``public_country`` (lists of
+        partition files, each ``<key>.gpkg`` with every layer, key a species slug or an ISO3
+        code); every file with its digest ``<file>.sha256``.
+    params : dict
+        ``settings`` (the configuration; its ``registry`` section extends the registry),
+        ``version``, ``threads`` (partition files written in parallel).
+    """
+    registry = _registry(params)
+    summary_paths = path_list(inputs.get("summaries"))
+    summaries = {_submission_of(p): _read_summary(p) for p in summary_paths}
+    occ = _read_copy(inputs.get("restricted_occurrences"), "occurrences")
+    thr = _read_copy(inputs.get("restricted_threats"), "threats")
+    rng = _read_copy(inputs.get("restricted_range"), "range")
+    subs = set(summaries) | set(pd.unique(_text(occ["submission"]))) | set(pd.unique(_text(thr["submission"])))
+    levels = _submission_levels(sorted(subs), summaries)  # None where a submission has no summary
+
+    # The submission's level is one of the levels weighed (the coarsest wins).
+    sub_level_occ = pd.Series(_text(occ["submission"]).map(levels).to_numpy(), index=occ.index, dtype=object)
+    occ_req = occ.assign(sensitivity=coarser_levels(occ["sensitivity"], sub_level_occ))
+    pub_occ = generalise_occurrences(occ_req, registry)
+    thr_req = thr.assign(sensitivity=pd.Series(_text(thr["submission"]).map(levels).to_numpy(),
+                                               index=thr.index, dtype=object))
+    pub_thr = generalise_threats(thr_req, registry).drop(columns="sensitivity")
+    public = {"occurrences": pub_occ[occ.columns], "threats": pub_thr[thr.columns], "range": rng}
+
+    country_paths = path_list(outputs.get("public_country"))
+    countries = None
+    if country_paths:
+        from .boundaries import load_configured
+
+        countries = load_configured(inputs["boundaries"], params.get("settings") or {})
+    write_partitions(
+        [(outputs[f"public_{name}"], {name: frame}, {}) for name, frame in public.items() if outputs.get(f"public_{name}")]
+        + _partition_tasks(path_list(outputs.get("public_species")), country_paths, public, countries),
+        int(params.get("threads") or 1))
+    log.info("%d occurrences, %d threats, %d range polygons in the public copy; %d species and %d Range State "
+             "partitions", len(pub_occ), len(pub_thr), len(rng), len(path_list(outputs.get("public_species"))),
+             len(country_paths))

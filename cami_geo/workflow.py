@@ -127,6 +127,7 @@ def plan(config: dict[str, Any], repo_dir: str | Path, workdir: str | Path | Non
 STAGES = {
     "intake": "cami_geo.intake:run_intake_stage",
     "combine": "cami_geo.combine:run_combine_stage",
+    "public": "cami_geo.combine:run_public_stage",
     "status_species": "cami_geo.status.pipeline:run_status_stage",
     "status_tables": "cami_geo.status.pipeline:run_status_tables_stage",
     "map_species": "cami_geo.render.maps:run_map_species_stage",

@@ -27,6 +27,7 @@ from cami_geo.combine import (
     SUBMISSION_COLUMNS,
     relative_problem_file,
     run_combine_stage,
+    run_public_stage,
 )
 from cami_geo.errors import InputError
 from cami_geo.model import (
@@ -154,6 +155,14 @@ def stage_io(subs: list[str]):
     return inputs, outputs, params
 
 
+def run_stages(inputs, outputs, params):
+    """combine, then public from the restricted copy combine wrote, as the workflow runs them."""
+    run_combine_stage(inputs, {k: v for k, v in outputs.items() if not k.startswith("public")}, params)
+    public_inputs = {**{f"restricted_{lyr}": outputs[f"restricted_{lyr}"] for lyr in LAYERS},
+                     "summaries": inputs["summaries"], "boundaries": inputs["boundaries"]}
+    run_public_stage(public_inputs, {k: v for k, v in outputs.items() if k.startswith("public")}, params)
+
+
 def all_output_files(outputs) -> list[Path]:
     files = []
     for v in outputs.values():
@@ -169,11 +178,11 @@ def combined(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         inputs, outputs, params = stage_io(["saiga_kaz_2026", "uncia_kgz_2025"])
-        run_combine_stage(inputs, outputs, params)
+        run_stages(inputs, outputs, params)
         first = {p: p.read_bytes() for p in all_output_files(outputs)}
         layers1 = {(p, lyr): pyogrio.read_dataframe(p, layer=lyr) for p in all_output_files(outputs)
                    if p.suffix == ".gpkg" for lyr in LAYERS}
-        run_combine_stage(inputs, outputs, params)  # the rerun, for the determinism test
+        run_stages(inputs, outputs, params)  # the rerun, for the determinism test
         yield root, outputs, first, layers1
 
 
@@ -327,7 +336,7 @@ def test_rerun_gives_the_same_outputs(combined):
 def test_no_submissions_gives_valid_empty_outputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     inputs, outputs, params = stage_io([])
-    run_combine_stage(inputs, outputs, params)
+    run_stages(inputs, outputs, params)
     for p in all_output_files(outputs):
         assert p.is_file(), p
         if p.suffix == ".gpkg":
@@ -378,7 +387,7 @@ def test_layer_schema_is_the_same_with_and_without_rows(combined, tmp_path, monk
     root, outputs, _, _ = combined
     monkeypatch.chdir(tmp_path)
     inputs, empty_outputs, params = stage_io([])
-    run_combine_stage(inputs, empty_outputs, params)
+    run_stages(inputs, empty_outputs, params)
     for lyr in LAYERS:
         full = pyogrio.read_info(root / outputs["public_species"][1], layer=lyr)
         empty = pyogrio.read_info(tmp_path / empty_outputs["public_species"][1], layer=lyr)
@@ -414,7 +423,44 @@ def test_parallel_writers_give_the_same_bytes(combined, tmp_path, monkeypatch):
     inputs, _, params = stage_io(["saiga_kaz_2026", "uncia_kgz_2025"])
     par_outputs = {k: ([str(tmp_path / x) for x in v] if isinstance(v, list) else str(tmp_path / v))
                    for k, v in outputs.items()}
-    run_combine_stage(inputs, par_outputs, {**params, "threads": 2})
+    run_stages(inputs, par_outputs, {**params, "threads": 2})
     for key in ("restricted_species", "public_species", "public_country"):  # GeoParquet and GeoPackage
         for a, b in zip(outputs[key], par_outputs[key]):
             assert Path(b).read_bytes() == first[Path(a)], a
+
+
+def test_public_stage_needs_the_restricted_copy(tmp_path, monkeypatch):
+    """Run on its own before combine, the public stage says which file is missing."""
+    monkeypatch.chdir(tmp_path)
+    build_submission_b(tmp_path)
+    inputs, outputs, params = stage_io(["uncia_kgz_2025"])
+    public_inputs = {**{f"restricted_{lyr}": outputs[f"restricted_{lyr}"] for lyr in LAYERS},
+                     "summaries": inputs["summaries"], "boundaries": inputs["boundaries"]}
+    with pytest.raises(InputError, match=r"restricted/occurrences.parquet does not exist; run the combine stage"):
+        run_public_stage(public_inputs, {k: v for k, v in outputs.items() if k.startswith("public")}, params)
+
+
+def test_partition_bytes_do_not_depend_on_how_the_records_were_read(tmp_path):
+    """The same records make the same file whether their columns come in one piece or in
+    several (records read per submission, or in batches from the restricted copy): a
+    partition whose records did not change keeps its checksum, and its jobs do not re-run."""
+    import pyarrow as pa
+
+    from cami_geo.combine import _write_task, conform
+
+    n = 3000
+    frame = conform(_frame(OCCURRENCE_COLUMNS, [_prov("s", i, "occurrences.csv", species_slug="saiga_tatarica",
+                                                             year=2000 + i % 20, locality=f"place {i % 7}")
+                                                       for i in range(n)],
+                                   [shapely.Point(60 + i / n, 45 + (i % 13) / 13) for i in range(n)]),
+                   "occurrences", source="test")
+    pieces = frame.copy()
+    for col in ("record_id", "locality", "submission"):
+        whole = pa.array(frame[col].astype(object).tolist(), pa.string())
+        chunked = pa.chunked_array([whole.slice(0, 7), whole.slice(7, 1000), whole.slice(1007)])
+        pieces[col] = pd.Series(pd.arrays.ArrowStringArray(chunked), index=frame.index)
+        frame[col] = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([whole])), index=frame.index)
+    for name in ("a.gpkg", "a.parquet"):
+        _write_task(str(tmp_path / "one" / name), {"occurrences": frame}, {"occurrences": "Point"})
+        _write_task(str(tmp_path / "pieces" / name), {"occurrences": pieces}, {"occurrences": "Point"})
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "pieces" / name).read_bytes(), name

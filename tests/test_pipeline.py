@@ -143,7 +143,7 @@ def test_rerun_has_nothing_to_do(run, repo):
 
 def test_changing_one_submission_reruns_only_what_depends_on_it(run, repo):
     """A real re-run after one saiga submission lost rows: the snow leopard's status, maps and
-    documents must not re-run (combine and status_tables are checkpoints; unchanged
+    documents must not re-run (combine, public and status_tables are checkpoints; unchanged
     partitions and slices have the same checksums), the saiga's must, with the new count."""
     work, _ = run
     processed = work / "data/processed"
