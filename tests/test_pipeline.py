@@ -171,3 +171,22 @@ def test_changing_one_submission_reruns_only_what_depends_on_it(run, repo):
     # and the next run has nothing to do
     proc = _snakemake(repo, work, "-n", "--cores", "1")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_only_the_changed_species_documents_rerun_when_the_status_tables_end_first(run, repo):
+    """The same change, with the status tables finishing before the public copy (one core,
+    the tables prioritised): the documents of unchanged species must still not re-run, although
+    Snakemake marked them while the maps were pending (see workflow/rules/reports.smk)."""
+    work, _ = run
+    untouched = [work / "reports/species/panthera_uncia.pdf", work / "reports/country/KGZ.pdf"]
+    stamps = {p: p.stat().st_mtime_ns for p in untouched}
+    csv = next((work / "data/raw/submissions/saiga_mng_rus_2026").glob("occurrences*.csv"))
+    lines = csv.read_bytes().splitlines(keepends=True)
+    csv.write_bytes(b"".join(lines[:-3]))
+    proc = _snakemake(repo, work, "--cores", "1", "--prioritize", "data/processed/status_by_species.csv")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout + proc.stderr
+    finished = re.findall(r"Finished jobid: \d+ \(Rule: (status_tables|public)\)", out)
+    assert finished == ["status_tables", "public"], finished  # the order this test is about
+    assert re.findall(r"Writing the documents of (\S+)", out) == ["saiga_tatarica"]
+    assert {p: p.stat().st_mtime_ns for p in untouched} == stamps

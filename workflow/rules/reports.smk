@@ -14,6 +14,11 @@ rule report_species:
         submissions=f"{P}/slices/species/{{species}}/submissions.csv",
         map_png="maps/species/{species}.png",
         map_html="maps/species/{species}.html",
+        # Not read: the public partition the map was drawn from. Declared so that the job
+        # is a direct dependent of the `public` checkpoint: when the checkpoint ends, Snakemake
+        # re-evaluates its direct dependents only, and a document marked to run while its map
+        # was still pending (because `status_tables` ended first) would otherwise run anyway.
+        public_digest=f"{P}/public/species/{{species}}.gpkg.sha256",
     output:
         html=report(
             "reports/species/{species}.html",
@@ -50,6 +55,11 @@ rule report_country:
         submissions=f"{P}/slices/country/{{iso3}}/submissions.csv",
         map_png="maps/country/{iso3}.png",
         map_html="maps/country/{iso3}.html",
+        # Not read: the public partition the map was drawn from. Declared so that the job
+        # is a direct dependent of the `public` checkpoint: when the checkpoint ends, Snakemake
+        # re-evaluates its direct dependents only, and a document marked to run while its map
+        # was still pending (because `status_tables` ended first) would otherwise run anyway.
+        public_digest=f"{P}/public/country/{{iso3}}.gpkg.sha256",
     output:
         html=report(
             "reports/country/{iso3}.html",
