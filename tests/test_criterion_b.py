@@ -206,6 +206,23 @@ def test_iucn_cells_are_true_2km_on_the_ground():
         assert sx * sy == pytest.approx(4e6, rel=1e-4)
 
 
+def test_laea_transformer_is_the_operation_proj_finds():
+    # cb._transformer builds the LAEA pipeline itself (no PROJ operation search): the same
+    # definition and bit-identical coordinates as Transformer.from_crs, poles, -0 and
+    # the antimeridian included
+    rng = np.random.default_rng(3)
+    centres = [(0.0, 0.0), (-0.00001, -0.00001), (90.0, 0.0), (-90.0, 179.99999), (45.12345, -180.0),
+               *zip(rng.uniform(-90, 90, 40), rng.uniform(-180, 180, 40))]
+    x, y = rng.uniform(-180, 180, 500), rng.uniform(-90, 90, 500)
+    for lat0, lon0 in centres:
+        crs = cb.LAEA_CRS.format(lat0=lat0, lon0=lon0)
+        ref = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        got = cb._transformer(crs)
+        assert got.definition == ref.definition
+        for a, b in zip(got.transform(x, y), ref.transform(x, y)):
+            assert np.array_equal(a, b, equal_nan=True)
+
+
 def _brute_conr_count(lon, lat, s):
     x, y = Transformer.from_crs("EPSG:4326", cb.CONR_CRS, always_xy=True).transform(lon, lat)
     best = None

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 import sys
 from dataclasses import dataclass, asdict
 from functools import lru_cache
@@ -184,8 +185,22 @@ def eoo_km2(lon: Any, lat: Any, method: str = "iucn", *, _unique: bool = False) 
 # ---------------------------------------------------------------------------------------
 # Grids: AOO and locations
 # ---------------------------------------------------------------------------------------
+LAEA_CRS = "+proj=laea +lat_0={lat0:.4f} +lon_0={lon0:.4f} +datum=WGS84 +units=m +no_defs"
+_LAEA_RE = re.compile(r"\+proj=laea \+lat_0=(-?\d+\.\d{4}) \+lon_0=(-?\d+\.\d{4}) \+datum=WGS84 \+units=m \+no_defs")
+LAEA_PIPELINE = ("+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+                 "+step +proj=laea +lat_0={lat0:.15g} +lon_0={lon0:.15g} +x_0=0 +y_0=0 +ellps=WGS84")
+"""The operation ``Transformer.from_crs("EPSG:4326", crs, always_xy=True)`` finds for a
+:data:`LAEA_CRS` (a conversion on the same datum; PROJ writes -0 as 0)."""
+
+
 @lru_cache(maxsize=64)
 def _transformer(crs: str) -> Transformer:
+    """EPSG:4326 (lon, lat) -> ``crs``. A :func:`laea_crs` string (a new one per Range
+    State) gets its operation, :data:`LAEA_PIPELINE`, directly: PROJ's search for it takes
+    10-30 ms per CRS and finds the same pipeline (tests/test_criterion_b.py compares them)."""
+    m = _LAEA_RE.fullmatch(crs)
+    if m:
+        return Transformer.from_pipeline(LAEA_PIPELINE.format(lat0=float(m[1]) + 0.0, lon0=float(m[2]) + 0.0))
     return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
 
@@ -194,7 +209,7 @@ def laea_crs(lon: np.ndarray, lat: np.ndarray) -> str:
     p = _unit_vectors(lon, lat).sum(axis=0)
     lat0 = math.degrees(math.atan2(p[2], math.hypot(p[0], p[1])))
     lon0 = math.degrees(math.atan2(p[1], p[0])) if math.hypot(p[0], p[1]) > 1e-12 else 0.0
-    return f"+proj=laea +lat_0={lat0:.4f} +lon_0={lon0:.4f} +datum=WGS84 +units=m +no_defs"
+    return LAEA_CRS.format(lat0=lat0, lon0=lon0)
 
 
 def project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.ndarray]:

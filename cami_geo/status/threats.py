@@ -73,7 +73,7 @@ def main_threats(tbc: pd.DataFrame, iso3: str, n: int = 3) -> str:
 def infrastructure_share(threats, range_parts: pd.DataFrame, buffer_km: float, crs: str) -> pd.Series:
     """Share of each country's range part within ``buffer_km`` of linear infrastructure
     (line features of IUCN class 4), measured in the equal-area ``crs``."""
-    from pyproj import Transformer
+    from .criterion_b import _transformer
 
     out = pd.Series(np.nan, index=range_parts.index, name="infrastructure_buffer_share")
     if threats is None or not len(threats) or buffer_km <= 0:
@@ -82,7 +82,7 @@ def infrastructure_share(threats, range_parts: pd.DataFrame, buffer_km: float, c
     lines = threats[codes.str.match(r"^4(\.|$)") & threats.geometry.geom_type.isin(["LineString", "MultiLineString"])]
     if lines.empty:
         return out.where(range_parts["geometry"].isna(), 0.0)
-    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    tr = _transformer(crs)
     proj_lines = shapely.transform(lines.geometry.values, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
     zone = shapely.union_all(shapely.buffer(proj_lines, buffer_km * 1000.0))
     for iso3, part in zip(range_parts.index, range_parts["geometry"]):
@@ -108,9 +108,7 @@ def threat_locations(lon, lat, threats, *, buffer_km: float, crs: str, method: s
         return 0, ""
     if threats is None or not len(threats):
         return cb.locations(ulon, ulat, method, cell_km), "no threat features: grid locations only"
-    from pyproj import Transformer
-
-    tr = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+    tr = cb._transformer(crs)
     geoms = threats.geometry.values
     kinds = shapely.get_type_id(geoms)  # 1/5 lines, 3/6 polygons
     use = np.isin(kinds, [1, 3, 5, 6])
