@@ -8,7 +8,9 @@ import pandas.testing as pdt
 from shapely.geometry import Point
 
 from cami_geo.model import OCCURRENCE_COLUMNS
-from cami_geo.status.pipeline import group_rows, occurrence_points, read_layer, read_occurrences
+from cami_geo.status import pipeline
+from cami_geo.status.pipeline import (group_rows, occurrence_points, read_geoparquet, read_layer,
+                                       read_occurrences)
 
 
 def _write(tmp_path, lons):
@@ -47,3 +49,19 @@ def test_group_rows():
     g = group_rows(np.array(["KAZ", "MNG", "KAZ", "", "MNG"], dtype=object))
     assert {k: v.tolist() for k, v in g.items()} == {"KAZ": [0, 2], "MNG": [1, 4], "": [3]}
     assert group_rows(np.array([], dtype=object)) == {}
+
+
+def test_geoparquet_read_equals_geopandas_and_reuses_the_worker_crs(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "_CRS_CACHE", {})
+    pipeline.warm_up_worker()
+    assert len(pipeline._CRS_CACHE) == 1
+    path = _write(tmp_path, [70.0, 71.0, 72.0, 73.0])[0]
+    ours, ref = read_geoparquet(path), gpd.read_parquet(path)
+    assert len(pipeline._CRS_CACHE) == 1  # the file's CRS was the one parsed in the warm-up
+    assert list(ours.columns) == list(ref.columns) and ours.geometry.name == ref.geometry.name
+    assert ours.crs == ref.crs
+    pdt.assert_frame_equal(pd.DataFrame(ours.drop(columns="geometry")), pd.DataFrame(ref.drop(columns="geometry")))
+    assert list(ours.geometry.to_wkb()) == list(ref.geometry.to_wkb())
+    # another CRS: parsed from the file, as geopandas does
+    gpd.read_parquet(path).to_crs("EPSG:3857").to_parquet(tmp_path / "m.parquet")
+    assert read_geoparquet(tmp_path / "m.parquet").crs == gpd.read_parquet(tmp_path / "m.parquet").crs

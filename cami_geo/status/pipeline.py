@@ -7,6 +7,7 @@ Every column written is documented in ``docs/data-dictionary.md``.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -127,17 +128,65 @@ def _empty_layer(columns: list[str]):
     return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
 
 
+_CRS_CACHE: dict[str, Any] = {}
+
+
+def _crs_of(projjson: dict):
+    """The pyproj CRS of a PROJJSON dict, parsed once per process: PROJ takes about 40 ms
+    for the EPSG:4326 that geopandas writes into GeoParquet (it looks up the datum
+    ensemble's members by name), and every species' layers carry it (see
+    :func:`warm_up_worker`)."""
+    from pyproj import CRS
+
+    key = json.dumps(projjson, sort_keys=True)
+    if key not in _CRS_CACHE:
+        _CRS_CACHE[key] = CRS.from_user_input(projjson)
+    return _CRS_CACHE[key]
+
+
+def read_geoparquet(source: Any):
+    """``geopandas.read_parquet(source)``; a file with one WKB geometry column and a
+    PROJJSON CRS (what geopandas writes) is read here, the CRS through :func:`_crs_of`."""
+    import geopandas as gpd
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    geo = json.loads((table.schema.metadata or {}).get(b"geo", b"{}"))
+    col = geo.get("primary_column")
+    meta = (geo.get("columns") or {}).get(col) or {}
+    if list(geo.get("columns") or {}) != [col] or col not in table.column_names or meta.get("encoding") != "WKB" \
+            or not isinstance(meta.get("crs"), dict):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return gpd.read_parquet(source)
+    df = table.to_pandas()
+    df[col] = gpd.GeoSeries.from_wkb(df[col].to_numpy(), index=df.index, crs=_crs_of(meta["crs"]))
+    return gpd.GeoDataFrame(df, geometry=col)
+
+
+def warm_up_worker() -> None:
+    """Stage worker hook (:mod:`cami_geo.stageworker`), run once before it forks jobs: the
+    CRS of an EPSG:4326 GeoParquet file, parsed (:func:`_crs_of`) for every job to inherit."""
+    import io
+
+    import geopandas as gpd
+
+    buf = io.BytesIO()
+    gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs="EPSG:4326")).to_parquet(buf, index=False)
+    buf.seek(0)
+    read_geoparquet(buf)
+
+
 def _read_layer(path: str | Path, layer: str, columns: list[str]):
     import geopandas as gpd
     import pyogrio
 
     path = Path(path)
-    empty = _empty_layer(columns)
     if not path.exists():
-        return empty
+        return _empty_layer(columns)
     if path.suffix == ".parquet":
         try:
-            gdf = gpd.read_parquet(path)
+            gdf = read_geoparquet(path)
         except Exception as exc:
             raise InputError(f"{path} cannot be read as GeoParquet: {str(exc).splitlines()[0]}") from None
         return _conformed(gdf, columns)
@@ -146,7 +195,7 @@ def _read_layer(path: str | Path, layer: str, columns: list[str]):
     except Exception as exc:
         raise InputError(f"{path} cannot be read as a GeoPackage: {str(exc).splitlines()[0]}") from None
     if layer not in layers:
-        return empty
+        return _empty_layer(columns)
     try:
         fields = set(pyogrio.read_info(path, layer=layer)["fields"])
         # points with coordinate columns: the geometry is not needed (it is the slow part)
