@@ -30,8 +30,6 @@ docs/architecture.md, "Incremental runs").
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
-import datetime as _dt
 import json
 import logging
 import multiprocessing
@@ -39,7 +37,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import geopandas as gpd
 import numpy as np
@@ -48,7 +46,7 @@ import pyogrio
 import shapely
 
 from .errors import CamiGeoError, InputError
-from .io.vector import FAST_SQLITE, gdal_config
+from .io.vector import GPKG_TIMESTAMP, reproducible_gpkg
 from .model import COLUMNS, CRS_WGS84, LAYERS, PROBLEM_COLUMNS
 from .registry import Registry, load_registry
 from .sensitivity import coarser_levels, generalise_occurrences, generalise_threats, normalise_level
@@ -69,9 +67,6 @@ RASTER_INDEX_COLUMNS = ["submission", "name", "path", "source_path"]
 """Leading columns of ``rasters/index.csv`` (any further column of ``rasters.csv`` follows).
 ``path`` is the copy beside the index, relative to the working directory; ``source_path``
 the file intake wrote."""
-
-GPKG_TIMESTAMP = "2000-01-01T00:00:00.000Z"
-"""``OGR_CURRENT_DATE`` used for GeoPackage timestamps unless ``SOURCE_DATE_EPOCH`` is set."""
 
 INT_COLUMNS = {"source_row", "cycle", "year", "individual_count", "presence", "origin", "seasonal"}
 FLOAT_COLUMNS = {"decimal_latitude", "decimal_longitude", "coordinate_uncertainty_m",
@@ -518,23 +513,6 @@ def _rasters(paths: Iterable[str], out_csv: str) -> pd.DataFrame:
 
 # -- GeoPackage writing ----------------------------------------------------------------------
 
-@contextlib.contextmanager
-def _fixed_gdal_date() -> Iterator[None]:
-    """Set OGR_CURRENT_DATE (GeoPackage timestamps) for the duration, then restore it.
-
-    Also turns off SQLite's journal and syncing (and gives it a larger page cache): every
-    GeoPackage is written to a temporary name and moved into place only when complete, so
-    a crash leaves no half-written file under the real name either way. The bytes written
-    are the same.
-    """
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    stamp = GPKG_TIMESTAMP
-    if epoch.isdigit():
-        stamp = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    with gdal_config({"OGR_CURRENT_DATE": stamp, **FAST_SQLITE}):
-        yield
-
-
 def _geometry_type(kind: str, gdf: gpd.GeoDataFrame) -> str:
     """One declared geometry type per layer, the same for every partition."""
     types = set(pd.unique(gdf.geometry.dropna().geom_type))
@@ -559,7 +537,7 @@ def write_geopackage(path: str | Path, layers: dict[str, gpd.GeoDataFrame],
     if tmp.exists():
         tmp.unlink()
     try:
-        with _fixed_gdal_date():
+        with reproducible_gpkg():
             for name, frame in layers.items():
                 gtype = geometry_types[name]
                 pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", geometry_type=gtype,

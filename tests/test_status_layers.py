@@ -332,3 +332,16 @@ def test_hull_range_with_a_part_outside_the_range_states(tmp_path, settings):
     assert int((data == 1).sum()) * 4 == cb.aoo(lon, lat).aoo_km2
     t, *_ = _assert_cog(o["threat_density"])
     assert (t == 0).all() and t.shape[1] > 1
+
+
+def test_layers_rewritten_from_the_same_data_are_the_same_bytes(built, settings, tmp_path):
+    """The GeoPackage of GIS layers has fixed timestamps: writing it again a second later gives
+    the same file (a re-run that changed nothing changes no checksum)."""
+    import time
+
+    first = Path(built["out"]["gpkg"]).read_bytes()
+    time.sleep(1.1)  # GeoPackage timestamps have millisecond resolution; the clock must move
+    out = {k: str(tmp_path / Path(v).name) for k, v in built["out"].items()}
+    run_status_layers_stage({"clean": str(built["clean"]), "boundaries": BOUNDARIES,
+                             "by_country": built["status"]["by_country"]}, out, {"settings": settings, "version": "test"})
+    assert Path(out["gpkg"]).read_bytes() == first

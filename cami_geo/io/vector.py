@@ -110,6 +110,28 @@ page cache: safe when the file is written under a temporary name and moved into 
 when complete. The features written are the same."""
 
 
+GPKG_TIMESTAMP = "2000-01-01T00:00:00.000Z"
+"""``OGR_CURRENT_DATE`` used for GeoPackage timestamps unless ``SOURCE_DATE_EPOCH`` is set."""
+
+
+@contextlib.contextmanager
+def reproducible_gpkg() -> Iterator[None]:
+    """GeoPackages written meanwhile get fixed timestamps (``OGR_CURRENT_DATE``:
+    :data:`GPKG_TIMESTAMP`, or ``SOURCE_DATE_EPOCH`` when set), so the same features give
+    the same bytes, and :data:`FAST_SQLITE`: the file must be written under a temporary name
+    and moved into place only when complete (a crash then leaves no half-written file under
+    the real name either way). The previous options are restored afterwards."""
+    import datetime as _dt
+    import os
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    stamp = GPKG_TIMESTAMP
+    if epoch.isdigit():
+        stamp = _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    with gdal_config({"OGR_CURRENT_DATE": stamp, **FAST_SQLITE}):
+        yield
+
+
 @contextlib.contextmanager
 def gdal_config(options: dict[str, str]) -> Iterator[None]:
     """GDAL configuration ``options`` for the duration, then their previous values."""

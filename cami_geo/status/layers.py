@@ -28,6 +28,7 @@ import pandas as pd
 import shapely
 
 from ..errors import InputError
+from ..io.vector import reproducible_gpkg
 from ..model import RANGE_COLUMNS, SEASONAL_CODES, THREAT_COLUMNS
 from . import criterion_b as cb
 from .ranges import geodesic_area_km2, geodesic_length_km, range_by_country, seasonal_ranges, species_range
@@ -299,15 +300,6 @@ def write_threat_tif(threats, range_geom, crs: str, path: str | Path, *, species
 # ---------------------------------------------------------------------------------------
 # GeoPackage
 # ---------------------------------------------------------------------------------------
-def _fast_sqlite():
-    """SQLite without journal or syncing (and a larger page cache) for the duration
-    (:data:`cami_geo.io.vector.FAST_SQLITE`): the GeoPackage is written under a temporary
-    name and moved into place only when complete."""
-    from ..io.vector import FAST_SQLITE, gdal_config
-
-    return gdal_config(FAST_SQLITE)
-
-
 def _write_layer(gdf, path: Path, layer: str, geometry_type: str, description: str) -> None:
     import pyogrio
 
@@ -547,7 +539,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     if tmp.exists():
         tmp.unlink()
     try:
-        with _fast_sqlite():
+        with reproducible_gpkg():  # fixed timestamps: the same layers give the same bytes
             _write_layer(rlayer, tmp, "range", "MultiPolygon",
                          f"Range of {species} used by status ({rsource}), per Range State and season; "
                          "EPSG:4326; area_km2 on the WGS84 ellipsoid. RESTRICTED where the range is the "
