@@ -192,3 +192,34 @@ def test_svg_embedded_raster_same_pixels_as_pil():
         assert (np.asarray(Image.open(io.BytesIO(buf.getvalue()))) == pixels).all()
     # anything else is PIL's
     assert not isinstance(_FastPNGImage.fromarray(np.zeros((4, 4), dtype=np.uint8)), _FastPNGImage)
+
+
+def test_kept_glyph_images_draw_matplotlibs_pixels():
+    """Text drawn with kept glyph images (:data:`_GLYPH_IMAGES`), the first time and again (the
+    images then kept), at several sizes, styles, angles and positions within a pixel, gives the
+    pixels of matplotlib's own Agg canvas."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from cami_geo.render import static
+
+    def draw(canvas_class) -> np.ndarray:
+        with matplotlib.rc_context({"font.family": "DejaVu Sans"}):
+            fig = Figure(figsize=(3, 2))
+            canvas_class(fig)
+            for i in range(12):
+                fig.text(0.013 * i + 0.003 * (i % 5), 0.08 * i + 0.0011 * i, "Saiga, 1,000 – 9,999 km² $x$ Ωé",
+                         fontsize=5 + i * 0.7, fontweight="bold" if i % 3 == 0 else "normal",
+                         style="italic" if i % 4 == 1 else "normal", rotation=(0, 0, 30, 90)[i % 4],
+                         color="#3b3b3b", alpha=0.6 if i % 2 else None)
+            fig.set_dpi(300)
+            fig.canvas.draw()
+            return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+    theirs = draw(FigureCanvasAgg)
+    static._GLYPH_IMAGES.clear()
+    first = draw(static._canvas_class())
+    assert static._GLYPH_IMAGES
+    again = draw(static._canvas_class())
+    assert (first == theirs).all() and (again == theirs).all()

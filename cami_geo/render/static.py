@@ -13,12 +13,16 @@ of an output pixel before they become matplotlib paths; each style is one collec
 (no geopandas plotting, which redraws the whole figure after every layer). Occurrence cells are
 drawn in runs of one size and colour, all runs of a layer by one artist (:func:`_marker_runs`);
 the SVG writer styles a run's markers once (:func:`_canvas_class`); the PNG is encoded by
-:func:`_png_bytes`.
+:func:`_png_bytes`. The PNG's text is drawn from glyph images kept per process
+(:data:`_GLYPH_IMAGES`; the stage worker's warm-up map fills it before jobs are forked): FreeType
+hints and renders a glyph only the first time it is drawn at a given size and position within
+a pixel.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import re
 import textwrap
 from functools import lru_cache
@@ -541,19 +545,30 @@ class _FastPNGImage:
             Path(fp).write_bytes(data)
 
 
+_GLYPH_IMAGES: dict = {}
+"""Glyph images rendered for the PNG, by font, size, dpi, glyph, transformation, position within
+the pixel (in 1/64 px) and hinting; each with its offset from the glyph's whole-pixel position."""
+
+MAX_GLYPH_IMAGES = 20_000
+
+
 @lru_cache(maxsize=1)
 def _canvas_class():
     """An Agg canvas (the PNG) whose SVG output is matplotlib's, with one change in how it is
     written: ``RendererSVG.draw_markers`` computes the same style string for every marker of a
     call (one occurrence run: one size, one colour); here it is computed once per call. Same
-    bytes, a fifth less time for the SVG of a map with some 10,000 vector markers."""
+    bytes, a fifth less time for the SVG of a map with some 10,000 vector markers. Its Agg
+    renderer draws text from kept glyph images (:data:`_GLYPH_IMAGES`): same pixels; hinting and
+    rendering the thousand-odd glyphs of a map's legend and notes took a fifth of a small map's
+    PNG."""
     import codecs
 
     from matplotlib import cbook
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg, get_hinting_flag
     from matplotlib.backends.backend_mixed import MixedModeRenderer
     from matplotlib.backends import backend_svg
     from matplotlib.backends.backend_svg import RendererSVG
+    from matplotlib.ft2font import RenderMode
     from PIL import Image as PILImage
 
     class _RendererSVG(RendererSVG):
@@ -578,7 +593,56 @@ def _canvas_class():
             finally:
                 backend_svg.Image = PILImage
 
+    class _RendererAgg(RendererAgg):
+        def _draw_text_glyphs_and_boxes(self, gc, x, y, angle, glyphs, boxes):
+            """``RendererAgg._draw_text_glyphs_and_boxes`` with the glyph images kept
+            (:data:`_GLYPH_IMAGES`): the same calls, except that a glyph already rendered at
+            the same size, transformation and position within its pixel is not rendered again
+            but drawn from its kept image, moved by whole pixels."""
+            if not gc.get_antialiased():
+                return super()._draw_text_glyphs_and_boxes(gc, x, y, angle, glyphs, boxes)
+            cos = math.cos(math.radians(angle))
+            sin = math.sin(math.radians(angle))
+            load_flags = get_hinting_flag()
+            matrices = {}
+            height = int(self.height)
+            for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards.
+                matrix = matrices.get((slant, extend))
+                if matrix is None:
+                    matrix = matrices[slant, extend] = (
+                        (0x10000 * np.array([[cos, -sin], [sin, cos]]) @ [[extend, extend * slant], [0, 1]])
+                        .round().astype(int))
+                delta = [round(0x40 * (x + dx * cos - dy * sin)),
+                         # FreeType's y is upwards.
+                         round(0x40 * (self.height - y + dx * sin + dy * cos))]
+                key = (font, size, self.dpi, glyph_index, matrix.tobytes(), delta[0] & 0x3F, delta[1] & 0x3F,
+                       load_flags)
+                image = _GLYPH_IMAGES.get(key)
+                if image is None:
+                    font.set_size(size, self.dpi)
+                    font._set_transform(matrix, delta)
+                    bitmap = font._render_glyph(glyph_index, load_flags, RenderMode.NORMAL)
+                    if len(_GLYPH_IMAGES) >= MAX_GLYPH_IMAGES:
+                        _GLYPH_IMAGES.clear()
+                    image = _GLYPH_IMAGES[key] = (bitmap.buffer, bitmap.left - (delta[0] >> 6),
+                                                  bitmap.top - (delta[1] >> 6))
+                buffer, left, top = image
+                # draw_text_image's y is downwards & the bitmap bottom side.
+                self._renderer.draw_text_image(buffer, left + (delta[0] >> 6),
+                                               height - (top + (delta[1] >> 6)) + buffer.shape[0], 0, gc)
+            if boxes:
+                super()._draw_text_glyphs_and_boxes(gc, x, y, angle, (), boxes)
+
     class _Canvas(FigureCanvasAgg):
+        def get_renderer(self):
+            """``FigureCanvasAgg.get_renderer`` making a :class:`_RendererAgg`."""
+            w, h = self.get_width_height(physical=True)
+            key = w, h, self.figure.dpi
+            if self._lastKey != key:
+                self.renderer = _RendererAgg(w, h, self.figure.dpi)
+                self._lastKey = key
+            return self.renderer
+
         def print_svg(self, filename, *, bbox_inches_restore=None, metadata=None, **kwargs):
             """``FigureCanvasSVG.print_svg`` with :class:`_RendererSVG` (``fig.savefig(..., format="svg")``
             calls it with the usual preparation: dpi, face colour)."""
