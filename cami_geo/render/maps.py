@@ -1519,19 +1519,16 @@ def deterministic_ids(key: str):
 
 
 
-def render_html(content: MapContent) -> str:
-    """The self-contained HTML page of a map (same content -> same bytes)."""
-    import folium
+@functools.lru_cache(maxsize=None)
+def _cami_elements() -> tuple[type, type]:
+    """(CamiLayer, CamiControls): the page's data-bearing elements, made (and their templates
+    compiled) on first use. They render through LiteralMacroElement (:func:`_literal_classes`):
+    their scripts (all the layers' data) are never compiled as templates."""
     from folium.map import Layer
     from folium.template import Template
 
-    from cami_geo.render.assets import inline_head
-
-    head = inline_head()
     _, LiteralMacroElement = _literal_classes()
 
-    # the data-bearing elements render through LiteralMacroElement: their scripts (all the
-    # layers' data) are never compiled as templates; folium's own elements render as usual
     class CamiLayer(Layer, LiteralMacroElement):
         _template = Template(
             "{% macro script(this, kwargs) %}\n"
@@ -1555,6 +1552,18 @@ def render_html(content: MapContent) -> str:
             super().__init__()
             self._name = "CamiControls"
             self.controls = [", ".join(_js_json(x) for x in c) for c in controls]
+
+    return CamiLayer, CamiControls
+
+
+def render_html(content: MapContent) -> str:
+    """The self-contained HTML page of a map (same content -> same bytes)."""
+    import folium
+
+    from cami_geo.render.assets import inline_head
+
+    head = inline_head()
+    CamiLayer, CamiControls = _cami_elements()
 
     with deterministic_ids(content.key):
         w, s, e, n = content.bounds
