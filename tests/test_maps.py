@@ -635,3 +635,16 @@ def test_boundary_cache_off_or_unsafe(tmp_path, monkeypatch):
     shared.chmod(0o777)
     monkeypatch.setenv(maps.MAP_CACHE_ENV, str(shared))
     assert maps._map_cache_dir() is None  # writable by others: never unpickled from
+
+
+def test_worker_warm_up_leaves_maps_unchanged(species_map, tmp_path):
+    """The stage worker's warm-up (a sample map drawn before jobs are forked) changes nothing in
+    the maps drawn after it."""
+    from cami_geo.render.maps import run_map_species_stage, warm_up_worker
+
+    warm_up_worker()
+    inputs, outputs, params = species_map
+    again = {k: str(tmp_path / k / Path(v).name) for k, v in outputs.items()}
+    run_map_species_stage(inputs, again, params)
+    for k in ("html", "png", "svg"):
+        assert Path(again[k]).read_bytes() == Path(outputs[k]).read_bytes(), k

@@ -1683,6 +1683,56 @@ def _no_cycle_collection():
             gc.enable()
 
 
+def _warm_up_content() -> MapContent:
+    """A small map with every kind of thing a real one draws (basemap, feature and cell layers,
+    legend sections of each shape, notes, synthetic label): the sample of :func:`warm_up_worker`."""
+    basemap = gpd.GeoDataFrame({"iso3": ["AAA", "BBB"], "name": ["Aland", "Bland"], "range_state": [True, False]},
+                               geometry=[box(60.0, 40.0, 70.0, 50.0), box(70.0, 40.0, 80.0, 50.0)], crs=CRS_WGS84)
+    area = gpd.GeoDataFrame({"stroke": ["#636363"], "fill": [sym.POPULATION_COLOURS[2]], "fill_opacity": [0.7],
+                             "weight": [1.0], "dash": ["6 4"], "radius": [0.0], "popup": ["<b>Aland</b>"],
+                             "tooltip": ["Aland"], "label": ["1,000 – 9,999"]},
+                            geometry=[box(61.0, 41.0, 69.0, 49.0)], crs=CRS_WGS84)
+    threat = gpd.GeoDataFrame({"stroke": ["#252525", "#d95f02"], "fill": ["#252525", "#d95f02"],
+                               "fill_opacity": [0.0, 0.9], "weight": [3.0, 1.0], "dash": [None, None],
+                               "radius": [0.0, 5.0], "popup": ["Road", "Poaching"], "tooltip": ["Road", "Poaching"],
+                               "label": ["4 Transportation", "5 Biological resource use"]},
+                              geometry=[shapely.LineString([(62, 42), (68, 48)]), shapely.Point(65, 44)],
+                              crs=CRS_WGS84)
+    occ = gpd.GeoDataFrame({"sensitivity": ["0.1deg"] * 3, "synthetic": [True, False, False], "year": [2020, 2021, 2022],
+                            "locality": ["Somewhere", "", "Elsewhere"]},
+                           geometry=gpd.points_from_xy([64.05, 64.05, 66.25], [45.05, 45.05, 46.35]), crs=CRS_WGS84)
+    cells = occurrence_cells(occ)
+    legend = [LegendSection("Latest estimate (individuals)", [(lab, c, "fill", {}) for lab, c in sym.population_legend()]),
+              LegendSection("Threats (IUCN 3.3)", [("4 Transportation &amp; service corridors", "#252525", "line", {})]),
+              LegendSection("Records", [("Occurrence cell (size: number of records)", sym.OCCURRENCE, "point", {}),
+                                        ("Absence (surveyed, not found)", sym.ABSENCE, "point", {"hollow": True}),
+                                        ("<i>Species</i>: status", "#ffffff", "none", {})])]
+    return MapContent(
+        key="warm-up", title="Warm-up map", subtitle="A sample", cycle="2024", basemap=basemap, focus=["AAA"],
+        bounds=(58.0, 38.0, 82.0, 52.0),
+        layers=[LayerSpec("Estimate", "features", area), LayerSpec("Threats", "features", threat),
+                LayerSpec("Records", "cells", cells)],
+        legend=legend, notes=[_grid_note(cells)], source=_source_line("2024", ""), attribution="Boundaries: sample.",
+        disclaimer=UN_DISCLAIMER, synthetic=True)
+
+
+def warm_up_worker() -> None:
+    """Stage worker hook (:mod:`cami_geo.stageworker`), run once before it forks jobs: draw a
+    small sample map (:func:`_warm_up_content`) as every map job does, HTML, PNG and SVG, into
+    a temporary folder, so that the forked jobs find warm what a first map in a process sets up:
+    the inlined Leaflet assets, folium's and branca's templates, matplotlib's fonts (found,
+    opened, their glyph tables loaded) and renderers, pyproj's projection database. The jobs'
+    output is the same with or without it (each job still draws its map from nothing)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="cami-geo-warm-up-") as folder, _no_cycle_collection():
+            outputs = {k: os.path.join(folder, f"warm-up.{k}") for k in ("html", "png", "svg")}
+            write_maps(_warm_up_content(), {**outputs, "embed": os.path.join(folder, "embed.html")}, {})
+    except Exception as exc:  # noqa: BLE001 - the jobs then pay for it, as without the worker
+        log.debug("map warm-up failed: %s", exc)
+
+
 def _params(params: dict) -> tuple[dict, str]:
     settings = params.get("settings") or {}
     return settings, str(params.get("version", ""))
