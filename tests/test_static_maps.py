@@ -223,3 +223,32 @@ def test_kept_glyph_images_draw_matplotlibs_pixels():
     assert static._GLYPH_IMAGES
     again = draw(static._canvas_class())
     assert (first == theirs).all() and (again == theirs).all()
+
+
+def test_albers_transformer_from_pipeline_projects_as_from_crs():
+    """The transformer made from the Albers pipeline (no database search) gives the coordinates
+    ``Transformer.from_crs`` gives, bit for bit, for the projections of maps anywhere."""
+    import re
+
+    from pyproj import Transformer
+
+    from cami_geo.render.static import projection_for, transformer_to
+
+    def numbers(definition: str) -> str:
+        return re.sub(r"=(-?[0-9.]+)\b", lambda m: f"={float(m.group(1))!r}", definition)
+
+    rng = np.random.default_rng(3)
+    x, y = np.r_[rng.uniform(-180, 180, 20_000), 0.0, 180.0], np.r_[rng.uniform(-89, 89, 20_000), 0.0, -89.5]
+
+    class Content:
+        key = "species:x"
+
+    for w, s, e, n in ((20.0, 5.0, 150.0, 62.0), (71.03, 36.6, 80.5, 43.22), (-10.0, -40.0, 5.5, -30.1), (44.5, 38.3, 46.7, 41.35)):
+        Content.bounds = (w, s, e, n)
+        crs = projection_for(Content)[0]
+        ours, theirs = transformer_to(crs), Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        assert ours.definition.startswith("proj=pipeline") and numbers(ours.definition) == numbers(theirs.definition)
+        for a, b in zip(ours.transform(x, y), theirs.transform(x, y)):
+            assert np.array_equal(a, b)
+    Content.key = "overview"
+    assert "aea" in transformer_to(projection_for(Content)[0]).definition

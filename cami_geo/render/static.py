@@ -7,9 +7,9 @@ centred on the map's extent (standard parallels at 1/6 and 5/6 of its latitude s
 species and Range State maps. Every map carries a legend, a scale bar in km, the source
 and cycle, the attribution and the UN disclaimer; same content gives the same bytes.
 
-Speed: geometries are projected with one pyproj transformer, clipped to the visible frame
-(plus a margin, so that no clipping edge shows) and generalised at :data:`DRAW_TOLERANCE_PX`
-of an output pixel before they become matplotlib paths; each style is one collection
+Speed: geometries are projected with one pyproj transformer (:func:`transformer_to`), clipped
+to the visible frame (plus a margin, so that no clipping edge shows) and generalised at
+:data:`DRAW_TOLERANCE_PX` of an output pixel before they become matplotlib paths; each style is one collection
 (no geopandas plotting, which redraws the whole figure after every layer). Occurrence cells are
 drawn in runs of one size and colour, all runs of a layer by one artist (:func:`_marker_runs`);
 the SVG writer styles a run's markers once (:func:`_canvas_class`); the PNG is encoded by
@@ -75,8 +75,33 @@ def projection_for(content: "MapContent") -> tuple[str, str]:
     lat1 = round(s + (n - s) / 6, 1)
     lat2 = round(n - (n - s) / 6, 1)
     lat0 = round((s + n) / 2, 1)
-    proj = f"+proj=aea +lat_0={lat0} +lon_0={lon0} +lat_1={lat1} +lat_2={lat2} +datum=WGS84 +units=m +no_defs"
+    proj = f"{_ALBERS_PREFIX}{_albers_parameters(lat0, lon0, lat1, lat2)}{_ALBERS_SUFFIX}"
     return proj, f"Albers Equal Area (lon_0={lon0}°, lat_1={lat1}°, lat_2={lat2}°, WGS84)"
+
+
+_ALBERS_PREFIX, _ALBERS_SUFFIX = "+proj=aea ", " +datum=WGS84 +units=m +no_defs"
+
+
+def _albers_parameters(lat0: float, lon0: float, lat1: float, lat2: float) -> str:
+    return f"+lat_0={lat0} +lon_0={lon0} +lat_1={lat1} +lat_2={lat2}"
+
+
+def transformer_to(crs: str):
+    """The pyproj transformer from longitude/latitude (WGS84) to ``crs``.
+
+    For an Albers projection of :func:`projection_for` it is made from its PROJ pipeline, the
+    one ``Transformer.from_crs("EPSG:4326", crs, always_xy=True)`` finds (degrees to radians,
+    then the projection on the WGS84 ellipsoid: no datum change), without the search through
+    PROJ's database by which ``from_crs`` finds it: some 25 ms in every map job, PROJ opening
+    its database again after the stage worker's fork. Other CRSs go through ``from_crs``."""
+    from pyproj import Transformer
+
+    parameters = crs[len(_ALBERS_PREFIX):-len(_ALBERS_SUFFIX)]
+    if crs.startswith(_ALBERS_PREFIX) and crs.endswith(_ALBERS_SUFFIX) and re.fullmatch(
+            r"\+lat_0=-?[0-9.]+ \+lon_0=-?[0-9.]+ \+lat_1=-?[0-9.]+ \+lat_2=-?[0-9.]+", parameters):
+        return Transformer.from_pipeline("+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+                                         f"+step +proj=aea {parameters} +x_0=0 +y_0=0 +ellps=WGS84")
+    return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
 
 def _plain(text: str) -> str:
@@ -111,11 +136,9 @@ class _Projector:
     """Lon/lat geometries -> map coordinates, cut to the CAMI window and to the visible frame."""
 
     def __init__(self, crs: str, bounds: tuple[float, float, float, float], dpi: int):
-        from pyproj import Transformer
-
         from cami_geo.render.maps import CAMI_WINDOW
 
-        self.transformer = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
+        self.transformer = transformer_to(crs)
         self.window = box(*CAMI_WINDOW)  # keeps the antimeridian (and the far side of Russia) off the map
         w, s, e, n = bounds
         xy = shapely.get_coordinates(box(w, s, e, n).segmentize(0.5))
