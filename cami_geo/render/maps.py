@@ -465,9 +465,32 @@ def _decimals(sensitivity: pd.Series) -> np.ndarray:
     return per_value[codes] if len(codes) else np.zeros(0, dtype=int)
 
 
+@dataclass
+class RecordValues:
+    """What :func:`occurrence_cells` reads of every record of a frame, as arrays: computed once
+    (:func:`record_values`) for a frame whose records several calls aggregate (one call per
+    species on a Range State map, present and absent records on a species map)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    decimals: np.ndarray
+    synthetic: np.ndarray
+    year: np.ndarray
+    uncertainty: np.ndarray
+
+
+def record_values(occ: gpd.GeoDataFrame) -> RecordValues:
+    pts = np.asarray(occ.geometry.values, dtype=object)
+    return RecordValues(
+        x=shapely.get_x(pts), y=shapely.get_y(pts), decimals=_decimals(_col(occ, "sensitivity")),
+        synthetic=_bool(_col(occ, "synthetic")).to_numpy(dtype=bool),
+        year=pd.to_numeric(_col(occ, "year"), errors="coerce").to_numpy(dtype=float),
+        uncertainty=pd.to_numeric(_col(occ, "coordinate_uncertainty_m"), errors="coerce").to_numpy(dtype=float))
+
+
 def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
                      detail_records: int = DETAIL_RECORDS, rows: np.ndarray | None = None,
-                     located: np.ndarray | None = None) -> pd.DataFrame:
+                     located: np.ndarray | None = None, values: RecordValues | None = None) -> pd.DataFrame:
     """Aggregate located occurrence records to grid cells no finer than their public grid.
 
     Returns a frame ``lat, lon, decimals, step, n, synthetic, popup``: ``lat, lon`` are the
@@ -476,8 +499,8 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     escaped; sorted by latitude and longitude. A record's cell is that of its sensitivity
     (0.1deg -> 0.1 deg cells); when that gives more than ``max_cells`` cells the grid is
     coarsened (COARSER_GRIDS) until it does not. ``rows`` (a boolean mask over ``occ``) limits
-    the records used without copying the frame; ``located`` is ``_located(occ.geometry)`` when the
-    caller has it already.
+    the records used without copying the frame; ``located`` is ``_located(occ.geometry)`` and
+    ``values`` is ``record_values(occ)`` when the caller has them already.
 
     Vectorised: a cell is identified by an integer key (grid level, row, column) computed
     with numpy; aggregates come from ``bincount``/grouped reductions over that key and the
@@ -492,24 +515,15 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     pos = np.flatnonzero(use)
     if len(pos) == 0:
         return pd.DataFrame(columns=cols)
-    if len(pos) == len(occ):
-        pos = None  # every record: no copies
-
-    def column(name: str) -> pd.Series:
-        values = _col(occ, name)
-        return values if pos is None else values.iloc[pos]
-
-    pts = np.asarray(occ.geometry.values, dtype=object)
-    if pos is not None:
-        pts = pts[pos]
-    x, y = shapely.get_x(pts), shapely.get_y(pts)
+    values = record_values(occ) if values is None else values
+    x, y = values.x[pos], values.y[pos]
     finite = np.isfinite(x) & np.isfinite(y)
     if not finite.all():  # a point without usable coordinates belongs to no cell
-        pos = (np.arange(len(occ)) if pos is None else pos)[finite]
+        pos = pos[finite]
         if len(pos) == 0:
             return pd.DataFrame(columns=cols)
         x, y = x[finite], y[finite]
-    own_d = _decimals(column("sensitivity"))
+    own_d = values.decimals[pos]
     own_step = 10.0 ** -own_d
     for level_step, level_dec in COARSER_GRIDS:
         coarser = own_step < level_step - 1e-12
@@ -530,11 +544,8 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     c_lat = _round_each(iy[first] * c_step, c_d)
     c_lon = _round_each(ix[first] * c_step, c_d)
     n = np.bincount(codes, minlength=n_cells).astype(np.int64)
-    synthetic = _bool(column("synthetic")).to_numpy(dtype=bool)
-    n_syn = np.bincount(codes, weights=synthetic, minlength=n_cells).astype(np.int64)
-    year = pd.to_numeric(column("year"), errors="coerce").to_numpy(dtype=float)
-    unc = pd.to_numeric(column("coordinate_uncertainty_m"), errors="coerce").to_numpy(dtype=float)
-    by_cell = pd.DataFrame({"year": year, "unc": unc}).groupby(codes, sort=True)
+    n_syn = np.bincount(codes, weights=values.synthetic[pos], minlength=n_cells).astype(np.int64)
+    by_cell = pd.DataFrame({"year": values.year[pos], "unc": values.uncertainty[pos]}).groupby(codes, sort=True)
     y_min = by_cell["year"].min().to_numpy()
     y_max = by_cell["year"].max().to_numpy()
     u_max = by_cell["unc"].max().to_numpy()
@@ -717,16 +728,21 @@ def _withheld_by_country(occ: gpd.GeoDataFrame, rows: np.ndarray | None = None,
         unlocated &= np.asarray(rows, dtype=bool)
     if not unlocated.any():
         return pd.DataFrame(columns=["iso3", "n", "note"])
-    # only the three fields used, not a copy of every column (called once per species on a Range State map)
-    w = pd.DataFrame(occ[[c for c in ("iso3", "information_withheld", "data_generalizations") if c in occ.columns]])
-    w = w[unlocated]
+    # only the three fields used, and of those only the unlocated records (called once per species on
+    # a Range State map: copying the whole columns each time cost more than the rest)
+    at = np.flatnonzero(unlocated)
+    w = pd.DataFrame({c: occ[c].iloc[at] for c in ("iso3", "information_withheld", "data_generalizations")
+                      if c in occ.columns}, index=occ.index[at])
     iso = _texts(_col(w, "iso3"))
     note = _texts(_col(w, "information_withheld")).where(lambda s: s != "", _texts(_col(w, "data_generalizations")))
     frame = pd.DataFrame({"iso3": iso.to_numpy(), "note": note.to_numpy()})
     frame = frame[frame["iso3"] != ""]
-    return (frame.groupby("iso3", sort=True)
-            .agg(n=("note", "size"), note=("note", lambda s: "; ".join(sorted({x for x in s if x})[:3])))
-            .reset_index())
+    # per Range State: its number of records and its first three distinct notes in sorted order
+    notes = frame[frame["note"] != ""].drop_duplicates().sort_values(["iso3", "note"])
+    first = notes.groupby("iso3", sort=True)["note"].agg(lambda s: "; ".join(s.iloc[:3]))
+    counts = frame.groupby("iso3", sort=True).size()
+    return pd.DataFrame({"iso3": counts.index.to_numpy(dtype=object), "n": counts.to_numpy(),
+                         "note": first.reindex(counts.index, fill_value="").to_numpy(dtype=object)})
 
 
 def _any_synthetic(*frames: pd.DataFrame) -> bool:
@@ -981,11 +997,12 @@ def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.
 
     absent = _absent(occ)
     occ_located = _located(occ.geometry)
-    cells = occurrence_cells(occ, rows=~absent, located=occ_located)
+    occ_values = record_values(occ)
+    cells = occurrence_cells(occ, rows=~absent, located=occ_located, values=occ_values)
     if len(cells):
         layers.append(LayerSpec("Occurrence records (aggregated)", "cells", cells))
         notes.append(_grid_note(cells))
-    acells = occurrence_cells(occ, rows=absent, located=occ_located)
+    acells = occurrence_cells(occ, rows=absent, located=occ_located, values=occ_values)
     if len(acells):
         layers.append(LayerSpec("Absence records (surveyed, not found)", "cells", acells, fill="#ffffff",
                                 stroke=sym.ABSENCE, synthetic_fill="#ffffff"))
@@ -1063,6 +1080,7 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
     occ_slug = _col(occ, "species_slug").astype(str).to_numpy()
     present = ~_absent(occ)
     occ_located = _located(occ.geometry)
+    occ_values = record_values(occ)
     layers: list[LayerSpec] = []
     sp_entries = []
     notes: list[str] = []
@@ -1080,7 +1098,7 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
             layers.append(LayerSpec(f"{name}: range", "features", rl))
         # the species' present records, as a mask over occ (no copy of the frame per species)
         sp_present = (occ_slug == slug) & present
-        cells = occurrence_cells(occ, rows=sp_present, located=occ_located)
+        cells = occurrence_cells(occ, rows=sp_present, located=occ_located, values=occ_values)
         if len(cells):
             layers.append(LayerSpec(f"{name}: records", "cells", cells, fill=colour, stroke="#333333",
                                     synthetic_fill=colour))
