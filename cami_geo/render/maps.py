@@ -640,10 +640,9 @@ def _cell_popups(lat: np.ndarray, lon: np.ndarray, dec: np.ndarray, step: np.nda
     for d, s in sorted(set(zip(dec.tolist(), step.tolist()))):
         at = np.flatnonzero((dec == d) & (step == s))
         head = f" in this {s:g}&deg; cell<br>Latitude "
-        texts = _fixed_texts(d)
         la, lo = lat[at], lon[at]
-        for i, a, b, c, e in zip(at.tolist(), texts(la.tolist()), texts(_round_floats(la + s, d).tolist()),
-                                 texts(lo.tolist()), texts(_round_floats(lo + s, d).tolist())):
+        for i, a, b, c, e in zip(at.tolist(), _fixed_texts(la, d), _fixed_texts(_round_floats(la + s, d), d),
+                                 _fixed_texts(lo, d), _fixed_texts(_round_floats(lo + s, d), d)):
             where[i] = f"{head}{a}&ndash;{b}&deg;, longitude {c}&ndash;{e}&deg;"
     counts: dict[int, str] = {}
     extras: dict[tuple, str] = {}
@@ -672,24 +671,14 @@ def _cell_popups(lat: np.ndarray, lon: np.ndarray, dec: np.ndarray, step: np.nda
     return out
 
 
-def _fixed_texts(decimals: int):
-    """A function giving ``[f"{v:.{decimals}f}" for v in values]``, each distinct value formatted
-    once (cells of one grid share their rows' latitudes and their columns' longitudes)."""
+def _fixed_texts(values: np.ndarray, decimals: int) -> list[str]:
+    """``[f"{v:.{decimals}f}" for v in values]`` with each distinct value formatted once (cells of
+    one grid share their rows' latitudes and their columns' longitudes). Values are told apart by
+    their bits: 0.0 and -0.0 are two values, with two texts."""
+    bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+    distinct, which = np.unique(bits, return_inverse=True)
     fmt = f"{{:.{decimals}f}}".format
-    cache: dict[float, str] = {}
-
-    def texts(values: list[float]) -> list[str]:
-        out = []
-        for v in values:
-            t = cache.get(v) if v else None  # 0.0 and -0.0 are one key but two texts: not cached
-            if t is None:
-                t = fmt(v)
-                if v:
-                    cache[v] = t
-            out.append(t)
-        return out
-
-    return texts
+    return np.array([fmt(v) for v in distinct.view(np.float64).tolist()], dtype=object)[which].tolist()
 
 
 def _round_floats(values: np.ndarray, decimals: int) -> np.ndarray:
