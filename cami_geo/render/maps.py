@@ -162,16 +162,19 @@ OCCURRENCE_MAP_COLUMNS = [
 """The occurrence fields a map uses (the others are not read)."""
 
 
-def read_public_layer(path: str | Path, layer: str, columns: list[str] | None = None) -> gpd.GeoDataFrame:
+def read_public_layer(path: str | Path, layer: str, columns: list[str] | None = None, *,
+                      names: list[str] | None = None) -> gpd.GeoDataFrame:
     """One layer of a public GeoPackage in EPSG:4326; a missing or empty layer is an empty frame.
-    With ``columns``, only those fields (of the ones the layer has) and the geometry are read."""
+    With ``columns``, only those fields (of the ones the layer has) and the geometry are read;
+    ``names``: the file's layer names, when the caller has listed them (:func:`read_map_layers`)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"Public data {path} does not exist; run the combine stage first.")
     if "restricted" in path.parts:
         raise MapError(f"Maps read only the public copy of the data, not {path}.")
     try:
-        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+        if names is None:
+            names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
         if layer not in names:
             return _empty_gdf()
         kwargs = {}
@@ -191,6 +194,19 @@ def read_public_layer(path: str | Path, layer: str, columns: list[str] | None = 
     elif not gdf.crs.equals(CRS_WGS84):
         gdf = gdf.to_crs(CRS_WGS84)
     return gdf
+
+
+def read_map_layers(path: str | Path) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """(occurrences with the fields a map uses, threats, range) of a public GeoPackage, its layers
+    listed once for the three."""
+    names = None
+    if Path(path).exists() and "restricted" not in Path(path).parts:  # else read_public_layer says why not
+        try:
+            names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+        except Exception:  # noqa: BLE001 - read_public_layer lists them again and says what is wrong
+            names = None
+    return (read_public_layer(path, "occurrences", OCCURRENCE_MAP_COLUMNS, names=names),
+            read_public_layer(path, "threats", names=names), read_public_layer(path, "range", names=names))
 
 
 def read_table(path: str | Path, what: str) -> pd.DataFrame:
@@ -935,9 +951,7 @@ def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.
     reg = registry_from_config(settings)
     sp = reg.species.get(slug)
     texts = _settings_texts(settings, version)
-    occ = read_public_layer(public, "occurrences", OCCURRENCE_MAP_COLUMNS)
-    thr = read_public_layer(public, "threats")
-    rng = read_public_layer(public, "range")
+    occ, thr, rng = read_map_layers(public)
     basemap = prepare_basemap(boundaries) if basemap is None else basemap
 
     sci = sp.scientific_name if sp else slug.replace("_", " ").capitalize()
@@ -1049,9 +1063,8 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
             mask = mask | inter
         return gdf if mask.all() else gdf[mask]
 
-    occ = in_country(read_public_layer(public, "occurrences", OCCURRENCE_MAP_COLUMNS), False)
-    thr = in_country(read_public_layer(public, "threats"), True)
-    rng = in_country(read_public_layer(public, "range"), True)
+    occ, thr, rng = read_map_layers(public)
+    occ, thr, rng = in_country(occ, False), in_country(thr, True), in_country(rng, True)
     if len(rng):
         rng = rng.copy()
         rng["geometry"] = shapely.intersection(rng.geometry.values, shapely.buffer(country_geom, 0.0))
