@@ -46,17 +46,33 @@ def _doc_date(ctx: dict[str, Any]) -> _dt.datetime:
         return _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
 
 
-def _style(doc: Any, name: str) -> Any:
-    """The style named ``name``, looked up once per document (a lookup scans styles.xml)."""
-    cache = doc.__dict__.setdefault("_cami_styles", {})
+def _style_id(doc: Any, name: str) -> str | None:
+    """The id python-docx's ``style`` setters give the paragraphs or tables of style ``name``
+    (None for the document's default style), worked out once per document: each setter
+    looks the name up in styles.xml and scans every style for the default of its type."""
+    cache = doc.__dict__.setdefault("_cami_style_ids", {})
     if name not in cache:
-        cache[name] = doc.styles[name]
+        style = doc.styles[name]
+        cache[name] = doc.part.get_style_id(style, style.type)
     return cache[name]
 
 
+def _add_paragraph(doc: Any, text: str = "", style: str | None = None) -> Any:
+    """``doc.add_paragraph(text, style)`` with the style id from :func:`_style_id`."""
+    p = doc.add_paragraph(text)
+    if style is not None:
+        p._p.style = _style_id(doc, style)
+    return p
+
+
+def _set_table_style(doc: Any, table: Any, style: str) -> None:
+    """``table.style = style`` with the style id from :func:`_style_id`."""
+    table._tbl.tblStyle_val = _style_id(doc, style)
+
+
 def _heading(doc: Any, text: str, level: int) -> Any:
-    """``doc.add_heading(text, level)`` with the style object looked up once."""
-    return doc.add_paragraph(text, _style(doc, "Title" if level == 0 else f"Heading {level}"))
+    """``doc.add_heading(text, level)``: a paragraph of style Title or Heading <level>."""
+    return _add_paragraph(doc, text, "Title" if level == 0 else f"Heading {level}")
 
 
 def _new_document(ctx: dict[str, Any], title: str, *, landscape: bool) -> Any:
@@ -256,7 +272,7 @@ def _table(doc: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
     rows = [list(r) for r in rows]
     notes = [list(n) for n in notes] if notes is not None else [[""] * len(header) for _ in rows]
     table = doc.add_table(rows=1, cols=len(header))
-    table.style = _style(doc, "Table Grid")
+    _set_table_style(doc, table, "Table Grid")
     table.alignment = WD_TABLE_ALIGNMENT.CENTER
     for cell, head in zip(table.rows[0].cells, header):
         _set_cell(cell, head, bold=True)
@@ -270,7 +286,7 @@ def _table(doc: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], *,
 
 
 def _caption(doc: Any, kind: str, text: str) -> None:
-    p = doc.add_paragraph(style=_style(doc, "Caption"))
+    p = _add_paragraph(doc, style="Caption")
     p.add_run(f"{kind} ")
     _field(p, f"SEQ {kind} \\* ARABIC", "1")
     p.add_run(". " + clean_text(text))
@@ -303,7 +319,7 @@ def _banner(doc: Any, ctx: dict[str, Any]) -> None:
     if not ctx.get("synthetic"):
         return
     table = doc.add_table(rows=1, cols=1)
-    table.style = _style(doc, "Table Grid")
+    _set_table_style(doc, table, "Table Grid")
     cell = table.rows[0].cells[0]
     _set_cell(cell, f"{SYNTHETIC_BANNER}: this document is built from demonstration data, not from real surveys.",
               bold=True, size=10)
@@ -544,7 +560,7 @@ FORM_FIELDS = [
 def _form_table(doc: Any, items: list[tuple[str, str, str]]) -> Any:
     """Field | value | source table; empty values shaded and marked [to complete]."""
     table = doc.add_table(rows=1, cols=3)
-    table.style = _style(doc, "Table Grid")
+    _set_table_style(doc, table, "Table Grid")
     for cell, head in zip(table.rows[0].cells, ["Field", "Value (pre-filled, check and correct)", "Source / cycle"]):
         _set_cell(cell, head, bold=True, size=9)
         _shade(cell, HEADER_FILL)
