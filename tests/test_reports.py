@@ -525,6 +525,36 @@ def test_print_map_is_reduced_and_opaque_rgb():
     assert reports.print_png(buf.getvalue(), *reports.PRINT_MAP_MAX_MM) == buf.getvalue()
 
 
+def test_print_map_pixels_are_the_reduced_pixels():
+    """print_png writes the rows itself (unfiltered): the pixels are PIL's reduce of the map,
+    for RGB, opaque RGBA, transparent RGBA and grey maps; a tRNS colour is kept."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (2460, 3000, 4), dtype=np.uint8)
+    opaque = rgba.copy()
+    opaque[..., 3] = 255
+    cases = [Image.fromarray(rgba[..., :3]), Image.fromarray(opaque), Image.fromarray(rgba),
+             Image.fromarray(rgba[..., 0])]
+    for im in cases:
+        buf = io.BytesIO()
+        im.save(buf, format="PNG", compress_level=1)
+        out = Image.open(io.BytesIO(reports.print_png(buf.getvalue(), *reports.PRINT_MAP_MAX_MM)))
+        expected = im.reduce(2)
+        if im.mode == "RGBA" and expected.getchannel("A").getextrema() == (255, 255):
+            expected = expected.convert("RGB")
+        assert out.mode == expected.mode and out.size == expected.size
+        assert np.array_equal(np.asarray(out), np.asarray(expected)), im.mode
+    im = Image.fromarray(rgba[..., :3])
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", transparency=(1, 2, 3))
+    out = Image.open(io.BytesIO(reports.print_png(buf.getvalue(), *reports.PRINT_MAP_MAX_MM)))
+    assert out.info.get("transparency") == (1, 2, 3)
+
+
 def test_chart_png_is_opaque_rgb_and_as_savefig_draws_it():
     import io
 

@@ -252,3 +252,15 @@ def test_albers_transformer_from_pipeline_projects_as_from_crs():
             assert np.array_equal(a, b)
     Content.key = "overview"
     assert "aea" in transformer_to(projection_for(Content)[0]).definition
+
+
+def test_png_bytes_do_not_depend_on_the_band_size(monkeypatch):
+    """The PNG writer compresses a band of rows at a time; the file is the same whatever the band."""
+    from cami_geo.render import png
+
+    pixels = np.random.default_rng(1).integers(0, 256, (41, 29, 3), dtype=np.uint8)
+    pixels[5:20] = 7  # flat rows compress differently from noise
+    whole = png.png_bytes(pixels, 150)
+    for band_bytes in (1, 88, 1000):
+        monkeypatch.setattr(png, "BAND_BYTES", band_bytes)
+        assert png.png_bytes(pixels, 150) == whole, band_bytes
