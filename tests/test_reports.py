@@ -706,9 +706,11 @@ def test_chart_font_fallback_only_when_needed():
 
 def test_big_text_escaped_on_bytes_as_finalize_does():
     cases = ["  <a href=\"x\">'q' & `$` \\ </a>\n" * 3000, "ирвэс 雪豹 <b>\u2028\u00a0" * 4000,
-             "x" * 70000 + "\x07", " \u00a0nan\u3000 ", "", "\x01 NaN"]
+             "x" * 70000 + "\x07", " \u00a0nan\u3000 ", "", "\x01 NaN",
+             "é<" * (reports._ESCAPE_CHUNK + 7) + "\U0001F600&"]  # pieces end mid-way: no effect
     for text in cases:
-        assert reports._escaped_utf8(text) == str(reports._finalize(text)).encode("utf-8"), repr(text[:20])
+        pieces = reports._escaped_utf8(text)
+        assert b"".join(pieces) == str(reports._finalize(text)).encode("utf-8"), repr(text[:20])
 
 
 def test_print_tables_have_fixed_column_widths(built):

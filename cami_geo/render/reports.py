@@ -744,28 +744,40 @@ def _html_parts(template: str, ctx: dict[str, Any], *, for_print: bool = False) 
     head, token, tail = html.partition(_SRCDOC_TOKEN)
     if not token or _SRCDOC_TOKEN in tail:  # not used once as the srcdoc: render it the plain way
         return [tpl.render(**ctx, css=css, for_print=for_print).encode("utf-8")]
-    return [head.encode("utf-8"), _escaped_utf8(interactive), tail.encode("utf-8")]
+    return [head.encode("utf-8"), *_escaped_utf8(interactive), tail.encode("utf-8")]
 
 
 _CTRL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])  # the characters of _CTRL
 _ESCAPES_UTF8 = tuple((char.encode("ascii"), entity.encode("ascii")) for char, entity in _REPLACEMENTS)
 
 
-def _escaped_utf8(text: str) -> bytes:
-    """``str(_finalize(text)).encode("utf-8")`` for a long text, done on its UTF-8 bytes.
+_ESCAPE_CHUNK = 1 << 16
+"""Characters escaped at a time by :func:`_escaped_utf8`: small enough for the passes over a
+piece to stay in the CPU cache and to reuse the same memory, where whole-text passes each
+wrote (and the kernel first zeroed) a new copy of tens of megabytes."""
+
+
+def _escaped_utf8(text: str) -> list[bytes]:
+    """``str(_finalize(text)).encode("utf-8")`` for a long text, done on its UTF-8 bytes, as
+    consecutive pieces (their concatenation).
 
     Every character that clean_text removes and escape_html replaces is ASCII, and in UTF-8
     an ASCII byte only ever stands for that character: the same replacements on the bytes
     give the same text, several times faster than on a str that is not pure ASCII (one
-    2- or 4-byte code unit per character)."""
+    2- or 4-byte code unit per character). For the same reason the text can be cut into
+    pieces anywhere: no replacement spans two of them."""
     stripped = text.strip()
-    data = stripped.encode("utf-8")
-    if len(stripped) <= 4 and stripped.lower() in _MISSING or len(data.translate(None, _CTRL_BYTES)) != len(data):
-        return str(_finalize(text)).encode("utf-8")  # short or with control characters: the usual way
-    for char, entity in _ESCAPES_UTF8:
-        if char in data:
+    if len(stripped) <= 4 and stripped.lower() in _MISSING:
+        return [str(_finalize(text)).encode("utf-8")]  # short: the usual way
+    out = []
+    for start in range(0, len(stripped), _ESCAPE_CHUNK):
+        data = stripped[start:start + _ESCAPE_CHUNK].encode("utf-8")
+        if len(data.translate(None, _CTRL_BYTES)) != len(data):
+            return [str(_finalize(text)).encode("utf-8")]  # with control characters: the usual way
+        for char, entity in _ESCAPES_UTF8:
             data = data.replace(char, entity)
-    return data
+        out.append(data)
+    return out
 
 
 # The static map as printed (report.css): at most the text width of an A4 landscape page
