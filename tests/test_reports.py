@@ -802,3 +802,20 @@ def test_pdf_after_worker_warm_up_is_byte_identical(tmp_path, monkeypatch):
     reports.write_pdf(html, warm)
     reports.write_pdf(html, again)
     assert warm.read_bytes() == cold.read_bytes() == again.read_bytes()
+
+
+def test_array_types_made_as_cffi_parses_them():
+    """WeasyPrint's cffi instance gets "NAME[n]" array types without parsing them: the same
+    ctype objects cffi's parser gives; other declarations still parsed by cffi."""
+    reports._import_weasyprint()
+    from weasyprint.text.ffi import ffi
+
+    parsed = [ffi.typeof("hb_codepoint_t[7]"), ffi.typeof("char[4]")]
+    reports._parse_array_types_directly()
+    reports._parse_array_types_directly()  # once only
+    assert isinstance(ffi._parsed_types, reports._ParsedTypes)
+    assert ffi.typeof("hb_codepoint_t[7]") is parsed[0] and ffi.typeof("char [ 4 ]") is parsed[1]
+    made = ffi.typeof("hb_codepoint_t[12345]")
+    assert made.kind == "array" and made.length == 12345 and made.item is ffi.typeof("hb_codepoint_t")
+    assert list(ffi.new("hb_codepoint_t[3]", [1, 2, 3])) == [1, 2, 3]
+    assert ffi.typeof("unsigned int *") is ffi.typeof("unsigned int*")

@@ -991,8 +991,47 @@ def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = Non
     logging.getLogger("fontTools").setLevel(logging.ERROR)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fetcher = _image_fetcher(images) if images else None
+    _parse_array_types_directly()
     with _png_data_as_is():
         weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(str(path), font_config=_FONT_CONFIG)
+
+
+class _ParsedTypes(dict):
+    """cffi's cache of the C types it has parsed (``FFI._parsed_types``: declaration ->
+    (ctype, is a function type)) that makes a missing ``"NAME[LENGTH]"`` itself: the array
+    type cffi would make for it, from the cached pointer type ``"NAME *"``.
+
+    WeasyPrint's font subsetting allocates ``hb_codepoint_t[n]`` arrays with ``n`` the number
+    of glyphs a font uses, a new declaration in nearly every PDF, and cffi parses each new
+    one with pycparser along with a typedef line for every type WeasyPrint declares (about
+    10 ms each, a tenth of a small document's PDF). Anything else is left to cffi."""
+
+    __slots__ = ("ffi",)
+    _ARRAY = re.compile(r"\s*([A-Za-z_]\w*)\s*\[\s*(\d+)\s*\]\s*")
+
+    def __missing__(self, cdecl: Any) -> Any:
+        found = self._ARRAY.fullmatch(cdecl) if isinstance(cdecl, str) else None
+        if found is None:
+            raise KeyError(cdecl)
+        pointer = self.ffi._typeof(found.group(1) + " *")
+        result = self[cdecl] = (self.ffi._backend.new_array_type(pointer, int(found.group(2))), False)
+        return result
+
+
+def _parse_array_types_directly() -> None:
+    """Give WeasyPrint's cffi instance a :class:`_ParsedTypes` cache (once; nothing with a
+    cffi that keeps its parsed types otherwise)."""
+    try:
+        from weasyprint.text.ffi import ffi
+
+        parsed = ffi._parsed_types
+        if isinstance(parsed, _ParsedTypes) or type(parsed) is not dict or not hasattr(ffi._backend, "new_array_type"):
+            return
+        cache = _ParsedTypes(parsed)
+        cache.ffi = ffi
+        ffi._parsed_types = cache
+    except (ImportError, AttributeError):
+        return
 
 
 def png_idat(png: bytes) -> bytes | None:
