@@ -819,3 +819,35 @@ def test_array_types_made_as_cffi_parses_them():
     assert made.kind == "array" and made.length == 12345 and made.item is ffi.typeof("hb_codepoint_t")
     assert list(ffi.new("hb_codepoint_t[3]", [1, 2, 3])) == [1, 2, 3]
     assert ffi.typeof("unsigned int *") is ffi.typeof("unsigned int*")
+
+
+def test_chart_cache_gives_the_drawn_bytes(tmp_path, monkeypatch):
+    """A chart drawn once is read from the cache by the next job: same bytes; other data,
+    title or size is another chart; an unreadable cache file is drawn again."""
+    from cami_geo.render import charts
+
+    rows = [{"year": "2015", "estimate_best": "300", "estimate_min": "250", "estimate_max": "350"},
+            {"year": "2020", "estimate_best": "320", "scope": "subpopulation:Naryn"}]
+    kwargs = {"title": "Panthera uncia in Kyrgyzstan (KGZ)", "unit": "individuals"}
+    drawn = charts.population_chart(rows, **kwargs)
+    assert charts.population_chart(rows, **kwargs, cache=tmp_path / "c") == drawn
+    files = list((tmp_path / "c").iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == drawn
+
+    def no_drawing(*args):
+        raise AssertionError("drawn again")
+
+    real = charts._draw
+    monkeypatch.setattr(charts, "_draw", no_drawing)
+    assert charts.population_chart(rows, **kwargs, cache=tmp_path / "c") == drawn
+    assert charts.population_chart(list(rows), **kwargs, cache=str(tmp_path / "c")) == drawn
+    for other_rows, other in ((rows[:1], kwargs), (rows, {**kwargs, "title": "Other"}),
+                              (rows, {**kwargs, "dpi": 100}), ([{**rows[0], "estimate_max": "351"}, rows[1]], kwargs)):
+        with pytest.raises(AssertionError, match="drawn again"):
+            charts.population_chart(other_rows, **other, cache=tmp_path / "c")
+    monkeypatch.setattr(charts, "_draw", real)
+    files[0].write_bytes(drawn[:-20])  # damaged: drawn again and replaced
+    assert charts.population_chart(rows, **kwargs, cache=tmp_path / "c") == drawn
+    assert files[0].read_bytes() == drawn
+    (tmp_path / "file").write_text("not a folder")  # a cache that cannot be written is no cache
+    assert charts.population_chart(rows, **kwargs, cache=tmp_path / "file" / "x") == drawn

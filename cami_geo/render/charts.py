@@ -15,8 +15,13 @@ over every artist; the CJK fallback fonts are only asked for when a label needs 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
 import io
 import math
+import os
+from pathlib import Path
 from typing import Any, Iterable
 
 _FONTS = ["DejaVu Sans", "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC"]
@@ -48,11 +53,16 @@ def _plain(text: Any) -> str:
 
 
 def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = "",
-                     width_in: float = 6.4, height_in: float = 3.0, dpi: int = 150) -> bytes | None:
+                     width_in: float = 6.4, height_in: float = 3.0, dpi: int = 150,
+                     cache: str | Path | None = None) -> bytes | None:
     """A PNG of population estimates over time, or None when no row has a year and a figure.
 
     ``rows`` are population.csv rows (``year``, ``estimate_best``, ``estimate_min``,
     ``estimate_max``, ``scope``) of one species in one Range State.
+
+    ``cache``: a folder of charts already drawn, named by what they are drawn from
+    (:func:`_cache_key`). The same chart is in a species' report and in the profile of its
+    Range State, two jobs: the second reads the first's PNG instead of drawing it again.
     """
     series: dict[str, list[tuple[float, float | None, float | None, float | None]]] = {}
     for row in rows:
@@ -64,7 +74,80 @@ def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = 
         series.setdefault(scope, []).append((year, best, lo, hi))
     if not series:
         return None
+    target = None
+    if cache:
+        target = Path(cache) / f"{_cache_key(series, title, unit, width_in, height_in, dpi)}.png"
+        try:
+            png = target.read_bytes()
+            if png.startswith(b"\x89PNG\r\n\x1a\n") and png.endswith(_IEND):
+                return png
+        except OSError:
+            pass
+    png = _draw(series, title, unit, width_in, height_in, dpi)
+    if target is not None:
+        _store(target, png)
+    return png
 
+
+_IEND = b"IEND\xaeB`\x82"
+"""The last 8 bytes of every PNG file (the IEND chunk's type and CRC)."""
+
+
+def _cache_key(series: dict[str, list[tuple[Any, ...]]], *args: Any) -> str:
+    """What a chart is drawn from: its series (in order, exact values), title, unit and size,
+    and what draws it (:func:`_drawing_digest`)."""
+    h = hashlib.sha256(_drawing_digest().encode())
+    h.update(repr((list(series.items()), args)).encode())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def _drawing_digest() -> str:
+    """This module's code, the versions of matplotlib, FreeType and PIL, matplotlib's
+    settings and the font files the charts may use."""
+    import matplotlib
+    import PIL
+    from matplotlib import font_manager, ft2font
+
+    fonts = []
+    for family in _FONTS:
+        try:
+            path = font_manager.findfont(family, fallback_to_default=False)
+            st = os.stat(path)
+            fonts.append((family, path, st.st_size, st.st_mtime_ns))
+        except (ValueError, OSError):
+            fonts.append((family, None))
+    h = hashlib.sha256(Path(__file__).read_bytes())
+    h.update(repr((matplotlib.__version__, ft2font.__freetype_version__, PIL.__version__,
+                   sorted((k, repr(v)) for k, v in matplotlib.rcParams.items()), fonts)).encode())
+    return h.hexdigest()
+
+
+def warm_up() -> None:
+    """For a process that forks chart-drawing jobs (the stage worker): work out
+    :func:`_drawing_digest` and draw a sample chart (fonts opened, text layouts cached)."""
+    _drawing_digest()
+    population_chart([{"year": "2000", "estimate_best": "1200", "estimate_min": "1000", "estimate_max": "1500"},
+                      {"year": "2003", "estimate_best": "1400", "scope": "subpopulation: Area"}],
+                     title="Warm-up in Range State (XXX)", unit="individuals")
+
+
+def _store(target: Path, png: bytes) -> None:
+    """Write ``png`` to the cache (whole or not at all: a temporary file renamed); a cache
+    that cannot be written is no cache."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(png)
+        tmp.replace(target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _draw(series: dict[str, list[tuple[float, float | None, float | None, float | None]]], title: str,
+          unit: str, width_in: float, height_in: float, dpi: int) -> bytes:
+    """The chart of ``series`` (scope -> points), drawn."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

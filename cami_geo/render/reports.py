@@ -520,12 +520,14 @@ def _map_block(inputs: dict[str, Any], settings: dict[str, Any], what: str, cycl
             "disclaimer": disclaimer, "interactive": _read_text(inputs.get("map_html"))}
 
 
-def _charts(groups: list[tuple[str, str, list[dict[str, Any]]]], cycle: str) -> list[dict[str, Any]]:
-    """One chart per (label, title) group of population rows that has figures."""
+def _charts(groups: list[tuple[str, str, list[dict[str, Any]]]], cycle: str,
+            cache: str | None = None) -> list[dict[str, Any]]:
+    """One chart per (label, title) group of population rows that has figures (``cache``:
+    a folder of charts drawn before, :func:`cami_geo.render.charts.population_chart`)."""
     out = []
     for label, title, rows in groups:
         unit = next((_g(r, "unit") for r in rows if _g(r, "unit")), "individuals")
-        png = population_chart(rows, title=title, unit=unit)
+        png = population_chart(rows, title=title, unit=unit, cache=cache)
         if png is None:
             continue
         years = sorted({format_year(_g(r, "year")) for r in rows if _g(r, "year")})
@@ -615,7 +617,7 @@ def species_context(slug: str, tables: Tables, registry: Registry, inputs: dict[
     ctx.update(
         kind="species", slug=slug, species=info, title=f"Status of {info['title']}", summary=summary,
         rows=rows, row_label="Range State",
-        charts=_charts(groups, cycle),
+        charts=_charts(groups, cycle, params.get("chart_cache")),
         threats=_threat_rows(tables.slug_rows(tables.threats, slug, registry), registry, name_of),
         actions=_action_rows(tables.slug_rows(tables.actions, slug, registry), name_of),
         changes=_changes([(r["label"], crows[r["key"]]) for r in rows if r["key"] in crows], ctx["previous_cycle"]),
@@ -676,7 +678,7 @@ def country_context(iso3: str, tables: Tables, registry: Registry, inputs: dict[
     ctx.update(
         kind="country", iso3=iso3, country=country, title=f"Range State profile: {country} ({iso3})",
         rows=rows, row_label="Species", species_list=[infos[s] for s in slugs],
-        charts=_charts(groups, cycle),
+        charts=_charts(groups, cycle, params.get("chart_cache")),
         threats=_threat_rows(in_country(tables.threats), registry, label_of),
         actions=_action_rows(in_country(tables.actions), label_of),
         changes=_changes([(r["label"], crows[r["key"]]) for r in rows if r["key"] in crows], ctx["previous_cycle"]),
@@ -962,11 +964,18 @@ def warm_up_worker() -> None:
     byte-identical to those written with a new configuration (tests/test_reports_pdf).
 
     The templates are compiled here too (Jinja keeps them in its environment): compiling
-    them took each job about 0.04 s."""
+    them took each job about 0.04 s; and the charts module is warmed up
+    (:func:`cami_geo.render.charts.warm_up`)."""
     global _FONT_CONFIG
     env = environment()
     for name in env.list_templates():
         env.get_template(name)
+    try:
+        from .charts import warm_up
+
+        warm_up()
+    except Exception as exc:  # noqa: BLE001 - the jobs then pay for it, as without the worker
+        log.debug("chart warm-up failed: %s", exc)
     try:
         weasyprint = _import_weasyprint()
         from weasyprint.text.fonts import FontConfiguration

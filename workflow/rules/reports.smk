@@ -34,6 +34,7 @@ rule report_species:
     params:
         version=VERSION,
         settings=config,
+        chart_cache=f"{P}/cache/charts",
     priority: larger_first(f"{P}/public/species/{{species}}.gpkg")
     log:
         "logs/reports/species_{species}.log",
@@ -72,6 +73,7 @@ rule report_country:
     params:
         version=VERSION,
         settings=config,
+        chart_cache=f"{P}/cache/charts",
     priority: larger_first(f"{P}/public/country/{{iso3}}.gpkg")
     log:
         "logs/reports/country_{iso3}.log",
