@@ -851,3 +851,21 @@ def test_chart_cache_gives_the_drawn_bytes(tmp_path, monkeypatch):
     assert files[0].read_bytes() == drawn
     (tmp_path / "file").write_text("not a folder")  # a cache that cannot be written is no cache
     assert charts.population_chart(rows, **kwargs, cache=tmp_path / "file" / "x") == drawn
+
+
+def test_colour_conversions_once_same_results_and_restored():
+    import tinycss2.color5
+    from tinycss2.color4 import Color
+
+    original = Color.to
+    colours = [tinycss2.color5.parse_color(c) for c in ("#b8c4d4", "hsl(120 50% 50% / .5)", "hsl(120 50% 50%)",
+                                                         "rebeccapurple")]
+    lab = tinycss2.color5.parse_color("lch(50% 30 40)")
+    expected = [(c.to("srgb").space, c.to("srgb").coordinates, c.to("srgb").alpha) for c in colours]
+    with reports._colours_converted_once():
+        assert Color.to is not original
+        for _ in range(2):
+            got = [(c.to("srgb").space, c.to("srgb").coordinates, c.to("srgb").alpha) for c in colours]
+            assert got == expected
+        assert lab.to("lab").coordinates == original(lab, "lab").coordinates
+    assert Color.to is original

@@ -1001,7 +1001,7 @@ def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = Non
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fetcher = _image_fetcher(images) if images else None
     _parse_array_types_directly()
-    with _png_data_as_is():
+    with _png_data_as_is(), _colours_converted_once():
         weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(str(path), font_config=_FONT_CONFIG)
 
 
@@ -1041,6 +1041,37 @@ def _parse_array_types_directly() -> None:
         ffi._parsed_types = cache
     except (ImportError, AttributeError):
         return
+
+
+@contextlib.contextmanager
+def _colours_converted_once():
+    """While WeasyPrint writes a PDF: each colour converted to a colour space once.
+
+    WeasyPrint's PDF stream converts the colour (``tinycss2`` ``Color.to``, a new Color
+    object each time) whenever it sets one, for every border segment of every table cell:
+    a few thousand times a page, the same two or three colours. The conversion depends only
+    on the colour's space, coordinates and alpha, and WeasyPrint only reads the result."""
+    try:
+        from tinycss2.color4 import Color
+
+        original = Color.__dict__["to"]
+    except (ImportError, KeyError):
+        yield
+        return
+    converted: dict[tuple[Any, ...], Any] = {}
+
+    def to(self: Any, space: str) -> Any:
+        key = (type(self), self.space, self.coordinates, self.alpha, space)
+        result = converted.get(key)
+        if result is None:
+            result = converted[key] = original(self, space)
+        return result
+
+    Color.to = to
+    try:
+        yield
+    finally:
+        Color.to = original
 
 
 def png_idat(png: bytes) -> bytes | None:
