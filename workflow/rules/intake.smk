@@ -109,6 +109,9 @@ checkpoint public:
             **{f"restricted_{layer}": f"{P}/restricted/{layer}.parquet" for layer in LAYERS},
             "summaries": expand(f"{P}/submissions/{{s}}/validation.json", s=PLAN.submissions),
         },
+    # Before any status job (their priorities are partition sizes in MB): it is the longest
+    # job and runs on one core beside them; started last, it would run alone at the end.
+    priority: 1000
     log:
         "logs/public.log",
     conda:
