@@ -619,7 +619,10 @@ def _one_chunk(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         array = frame[name].array
         data = getattr(array, "_pa_array", None)  # ArrowExtensionArray and ArrowStringArray
         if data is not None and data.num_chunks > 1:
-            pieces[name] = pd.Series(type(array)(data.combine_chunks()), index=frame.index, name=name)
+            one = data.combine_chunks()
+            # text keeps its dtype (pandas' "str", missing as NaN, or "string", missing as NA)
+            one = type(array)(one, dtype=array.dtype) if isinstance(array.dtype, pd.StringDtype) else type(array)(one)
+            pieces[name] = pd.Series(one, index=frame.index, name=name)
     if not pieces:
         return frame
     out = frame.copy(deep=False)

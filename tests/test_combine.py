@@ -458,8 +458,18 @@ def test_partition_bytes_do_not_depend_on_how_the_records_were_read(tmp_path):
     for col in ("record_id", "locality", "submission"):
         whole = pa.array(frame[col].astype(object).tolist(), pa.string())
         chunked = pa.chunked_array([whole.slice(0, 7), whole.slice(7, 1000), whole.slice(1007)])
-        pieces[col] = pd.Series(pd.arrays.ArrowStringArray(chunked), index=frame.index)
-        frame[col] = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([whole])), index=frame.index)
+        text = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' "str", what GeoParquet reads give
+        pieces[col] = pd.Series(pd.arrays.ArrowStringArray(chunked, dtype=text), index=frame.index)
+        frame[col] = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([whole]), dtype=text), index=frame.index)
+    pieces["species"] = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pa.array(["a", None]), pa.array(["b"] * (n - 2))]),
+                                                             dtype=pd.StringDtype("pyarrow", na_value=pd.NA)), index=frame.index)
+    frame["species"] = pieces["species"].astype(pd.StringDtype("pyarrow", na_value=pd.NA))
+    # one piece, same values and the same dtypes (text missing as NaN or as NA alike)
+    from cami_geo.combine import _one_chunk
+
+    whole = _one_chunk(pieces)
+    assert all(whole[c].array._pa_array.num_chunks == 1 for c in ("record_id", "locality", "species"))
+    assert list(whole.dtypes) == list(pieces.dtypes) and whole.equals(pieces)
     for name in ("a.gpkg", "a.parquet"):
         _write_task(str(tmp_path / "one" / name), {"occurrences": frame}, {"occurrences": "Point"})
         _write_task(str(tmp_path / "pieces" / name), {"occurrences": pieces}, {"occurrences": "Point"})
