@@ -869,3 +869,16 @@ def test_colour_conversions_once_same_results_and_restored():
             assert got == expected
         assert lab.to("lab").coordinates == original(lab, "lab").coordinates
     assert Color.to is original
+
+
+def test_chart_cache_lives_outside_the_outputs(tmp_path, monkeypatch):
+    """The documents' chart cache is a per-user folder (never in data/processed, whose files are
+    outputs); CAMI_GEO_CHART_CACHE names another, empty turns it off."""
+    from cami_geo.render import charts
+
+    monkeypatch.setenv(charts.CHART_CACHE_ENV, str(tmp_path / "charts"))
+    assert charts.chart_cache_dir() == tmp_path / "charts" and (tmp_path / "charts").is_dir()
+    monkeypatch.setenv(charts.CHART_CACHE_ENV, "")
+    assert charts.chart_cache_dir() is None
+    monkeypatch.delenv(charts.CHART_CACHE_ENV)
+    assert charts.chart_cache_dir().name == "chart-cache" and "data" not in charts.chart_cache_dir().parts

@@ -52,6 +52,19 @@ def _plain(text: Any) -> str:
     return out.replace("$", r"\$")
 
 
+CHART_CACHE_ENV = "CAMI_GEO_CHART_CACHE"
+"""Environment variable naming the folder of drawn charts (:func:`population_chart`'s
+``cache``); empty turns it off. Default: ``cami-geo-<uid>/chart-cache`` in the system's
+temporary directory (:func:`cami_geo.cachedir.cache_dir`)."""
+
+
+def chart_cache_dir() -> Path | None:
+    """The folder of drawn charts the document stages use, or None (off, or not safe)."""
+    from ..cachedir import cache_dir
+
+    return cache_dir("chart-cache", CHART_CACHE_ENV)
+
+
 def population_chart(rows: Iterable[dict[str, Any]], *, title: str, unit: str = "",
                      width_in: float = 6.4, height_in: float = 3.0, dpi: int = 150,
                      cache: str | Path | None = None) -> bytes | None:

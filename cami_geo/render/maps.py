@@ -365,23 +365,10 @@ empty turns the cache off. Default: ``cami-geo-<uid>/map-cache`` in the system's
 
 
 def _map_cache_dir() -> Path | None:
-    """The cache directory, made if need be; None when off or not safe to use (not this
-    user's, or writable by others: a cache file is unpickled)."""
-    where = os.environ.get(MAP_CACHE_ENV)
-    if where == "":
-        return None
-    import tempfile
+    """The boundary cache's folder (:func:`cami_geo.cachedir.cache_dir`), or None."""
+    from ..cachedir import cache_dir
 
-    path = Path(where) if where else Path(tempfile.gettempdir()) / f"cami-geo-{os.getuid()}" / "map-cache"
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for d in ((path,) if where else (path, path.parent)):
-            st = d.stat()
-            if st.st_uid != os.getuid() or st.st_mode & 0o022:
-                return None
-    except OSError:
-        return None
-    return path
+    return cache_dir("map-cache", MAP_CACHE_ENV)
 
 
 def _map_cache_key(path: Path, settings: dict) -> str:

@@ -37,7 +37,7 @@ from markupsafe import Markup
 
 from ..errors import InputError
 from ..registry import UNVERIFIED, Registry
-from .charts import population_chart
+from .charts import chart_cache_dir, population_chart
 from .escape import _REPLACEMENTS, escape_html
 
 log = logging.getLogger("cami_geo.render.reports")
@@ -617,7 +617,7 @@ def species_context(slug: str, tables: Tables, registry: Registry, inputs: dict[
     ctx.update(
         kind="species", slug=slug, species=info, title=f"Status of {info['title']}", summary=summary,
         rows=rows, row_label="Range State",
-        charts=_charts(groups, cycle, params.get("chart_cache")),
+        charts=_charts(groups, cycle, chart_cache_dir()),
         threats=_threat_rows(tables.slug_rows(tables.threats, slug, registry), registry, name_of),
         actions=_action_rows(tables.slug_rows(tables.actions, slug, registry), name_of),
         changes=_changes([(r["label"], crows[r["key"]]) for r in rows if r["key"] in crows], ctx["previous_cycle"]),
@@ -678,7 +678,7 @@ def country_context(iso3: str, tables: Tables, registry: Registry, inputs: dict[
     ctx.update(
         kind="country", iso3=iso3, country=country, title=f"Range State profile: {country} ({iso3})",
         rows=rows, row_label="Species", species_list=[infos[s] for s in slugs],
-        charts=_charts(groups, cycle, params.get("chart_cache")),
+        charts=_charts(groups, cycle, chart_cache_dir()),
         threats=_threat_rows(in_country(tables.threats), registry, label_of),
         actions=_action_rows(in_country(tables.actions), label_of),
         changes=_changes([(r["label"], crows[r["key"]]) for r in rows if r["key"] in crows], ctx["previous_cycle"]),

@@ -34,7 +34,6 @@ rule report_species:
     params:
         version=VERSION,
         settings=config,
-        chart_cache=f"{P}/cache/charts",
     priority: larger_first(f"{P}/public/species/{{species}}.gpkg")
     log:
         "logs/reports/species_{species}.log",
@@ -73,7 +72,6 @@ rule report_country:
     params:
         version=VERSION,
         settings=config,
-        chart_cache=f"{P}/cache/charts",
     priority: larger_first(f"{P}/public/country/{{iso3}}.gpkg")
     log:
         "logs/reports/country_{iso3}.log",
