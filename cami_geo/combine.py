@@ -1,14 +1,16 @@
-"""Combine stage: every submission's checked records into the clean data and its public copy.
+"""Combine and public stages: every submission's checked records into the clean data and
+its public copy.
 
-Reads what the intake stage wrote for each submission
+:func:`run_combine_stage` reads what the intake stage wrote for each submission
 (``data/processed/submissions/<sub>/{occurrences,threats,range}.parquet``, ``population.csv``,
-``problems.csv``, ``rasters.csv``, ``validation.json``) and writes:
+``problems.csv``, ``rasters.csv``, ``validation.json``) and writes the restricted copy and the
+tables; :func:`run_public_stage` reads the restricted copy back and writes the public copy:
 
 - ``restricted/{occurrences,threats,range}.parquet`` and
   ``restricted/species/<slug>/{occurrences,threats,range}.parquet``: the precise records
   (columns of :mod:`cami_geo.model` plus ``geometry``, EPSG:4326) as GeoParquet, whole and
   per species. Only status computations open these.
-- ``public/{occurrences,threats,range}.parquet``, ``public/species/<slug>.gpkg`` (a
+- (public) ``public/{occurrences,threats,range}.parquet``, ``public/species/<slug>.gpkg`` (a
   GeoPackage with the layers ``occurrences``, ``threats``, ``range``, to open in a GIS) and
   ``public/country/<ISO3>.gpkg``: the same records generalised by
   :mod:`cami_geo.sensitivity` (the only copy maps and reports may show), whole, per species
@@ -22,7 +24,8 @@ Every layer exists even when it is empty, and every species and Range State name
 plan gets its partitions. A threat with no species goes into every species' partition.
 Records are sorted by ``record_id`` (natural order: row 9 before row 10); the GeoPackages
 are written with a fixed ``OGR_CURRENT_DATE`` (or ``SOURCE_DATE_EPOCH`` when set), so the
-same records give byte-identical files: Snakemake compares a partition's checksum and
+same records give byte-identical files (each Arrow column written in one piece, however the
+records were read): Snakemake compares a partition's checksum and
 re-runs a species' status, maps and reports only when its partition changed (see
 docs/architecture.md, "Incremental runs").
 """
@@ -600,9 +603,9 @@ def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> None:
         raise CamiGeoError(f"{path} cannot be written: {exc}") from None
 
 
-_BATCHES: dict[int, list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]]] = {}
-"""Task lists of the batches being written; forked workers find theirs here (the frames are
-inherited with the process, never pickled)."""
+_TASKS: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]] = []
+"""Tasks of the batch being written; forked workers find theirs here (the frames are inherited
+with the process, never pickled). One batch at a time (:class:`PartitionBatch`)."""
 
 
 def _one_chunk(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -643,8 +646,8 @@ def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str
     write_digest(f"{path}.sha256", [path])
 
 
-def _write_batch_task(batch: int, index: int) -> str:
-    path, layers, gtypes = _BATCHES[batch][index]
+def _write_batch_task(index: int) -> str:
+    path, layers, gtypes = _TASKS[index]
     _write_task(path, layers, gtypes)
     return path
 
@@ -657,27 +660,25 @@ class PartitionBatch:
     With more than one worker the files are written by forked processes (GDAL's GeoPackage
     writer and Parquet encoding each hold one core per file; the partitions are
     independent), largest first; with one, they are written before the constructor returns.
-    The bytes do not depend on ``workers``. Several batches may run at once: combine starts
-    the restricted copy's files while it generalises the public copy.
+    The bytes do not depend on ``workers``. Combine writes its tables meanwhile. One batch at
+    a time per process.
     """
-
-    _next = 0
 
     def __init__(self, tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]], workers: int = 1):
         order = sorted(range(len(tasks)), key=lambda i: -sum(len(f) for f in tasks[i][1].values()))
         workers = max(1, min(int(workers or 1), len(tasks)))
         self._pool = None
         self._futures: list[concurrent.futures.Future] = []
-        self._key = PartitionBatch._next
-        PartitionBatch._next += 1
         if workers == 1 or "fork" not in multiprocessing.get_all_start_methods():
             for i in order:
                 _write_task(*tasks[i])
             return
-        _BATCHES[self._key] = tasks
+        if _TASKS:
+            raise RuntimeError("a partition batch is being written already")
+        _TASKS.extend(tasks)
         ctx = multiprocessing.get_context("fork")
         self._pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-        self._futures = [self._pool.submit(_write_batch_task, self._key, i) for i in order]
+        self._futures = [self._pool.submit(_write_batch_task, i) for i in order]
 
     def wait(self) -> None:
         try:
@@ -686,7 +687,7 @@ class PartitionBatch:
         finally:
             if self._pool is not None:
                 self._pool.shutdown(cancel_futures=True)
-            _BATCHES.pop(self._key, None)
+                _TASKS.clear()
 
 
 def write_partitions(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]],

@@ -4,6 +4,8 @@ into GeoDataFrames in EPSG:4326 whose attribute cells are text, features numbere
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -121,9 +123,6 @@ def reproducible_gpkg() -> Iterator[None]:
     the same bytes, and :data:`FAST_SQLITE`: the file must be written under a temporary name
     and moved into place only when complete (a crash then leaves no half-written file under
     the real name either way). The previous options are restored afterwards."""
-    import datetime as _dt
-    import os
-
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     stamp = GPKG_TIMESTAMP
     if epoch.isdigit():
