@@ -1,5 +1,11 @@
 # Technical documents: species status reports, Range State profiles, the pre-filled status
 # form and the annual article draft, as HTML, DOCX and PDF.
+#
+# Each rule declares the digest of the public partition its map was drawn from, which it does
+# not read: so that the job is a direct dependent of the `public` checkpoint. When a
+# checkpoint ends, Snakemake re-evaluates its direct dependents only, and a document marked to
+# run while its map was still pending (because `status_tables` ended first) would otherwise
+# run anyway (tests/test_pipeline.py).
 
 
 rule report_species:
@@ -14,10 +20,7 @@ rule report_species:
         submissions=f"{P}/slices/species/{{species}}/submissions.csv",
         map_png="maps/species/{species}.png",
         map_html="maps/species/{species}.html",
-        # Not read: the public partition the map was drawn from. Declared so that the job
-        # is a direct dependent of the `public` checkpoint: when the checkpoint ends, Snakemake
-        # re-evaluates its direct dependents only, and a document marked to run while its map
-        # was still pending (because `status_tables` ended first) would otherwise run anyway.
+        # not read (see the top of this file)
         public_digest=f"{P}/public/species/{{species}}.gpkg.sha256",
     output:
         html=report(
@@ -55,10 +58,7 @@ rule report_country:
         submissions=f"{P}/slices/country/{{iso3}}/submissions.csv",
         map_png="maps/country/{iso3}.png",
         map_html="maps/country/{iso3}.html",
-        # Not read: the public partition the map was drawn from. Declared so that the job
-        # is a direct dependent of the `public` checkpoint: when the checkpoint ends, Snakemake
-        # re-evaluates its direct dependents only, and a document marked to run while its map
-        # was still pending (because `status_tables` ended first) would otherwise run anyway.
+        # not read (see the top of this file)
         public_digest=f"{P}/public/country/{{iso3}}.gpkg.sha256",
     output:
         html=report(
