@@ -9,6 +9,7 @@ from, so a stale file is never read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -31,3 +32,18 @@ def cache_dir(name: str, env: str) -> Path | None:
     except OSError:
         return None
     return path
+
+
+def store(target: Path, data: bytes) -> None:
+    """Write ``data`` to the cache file ``target`` whole or not at all (a temporary file of this
+    process, renamed), so that a job never reads a half-written file; on failure the temporary
+    file is removed and the error raised (a cache that cannot be written is no cache)."""
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -146,16 +146,12 @@ def warm_up() -> None:
 
 
 def _store(target: Path, png: bytes) -> None:
-    """Write ``png`` to the cache (whole or not at all: a temporary file renamed); a cache
-    that cannot be written is no cache."""
-    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(png)
-        tmp.replace(target)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    """Write ``png`` to the cache (:func:`cami_geo.cachedir.store`); a cache that cannot be
+    written is no cache."""
+    from ..cachedir import store
+
+    with contextlib.suppress(OSError):
+        store(target, png)
 
 
 def _draw(series: dict[str, list[tuple[float, float | None, float | None, float | None]]], title: str,

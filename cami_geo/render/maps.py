@@ -415,14 +415,12 @@ def load_boundaries_and_basemap(path: str | Path, settings: dict) -> tuple[gpd.G
     boundaries = load_configured(path, settings)
     basemap = prepare_basemap(boundaries)
     if target is not None:
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        from ..cachedir import store
+
         try:
-            with open(tmp, "wb") as f:
-                pickle.dump((boundaries, basemap), f, protocol=pickle.HIGHEST_PROTOCOL)
-            tmp.replace(target)
+            store(target, pickle.dumps((boundaries, basemap), protocol=pickle.HIGHEST_PROTOCOL))
         except Exception as exc:
             log.warning("map cache %s not written: %s", target, exc)
-            tmp.unlink(missing_ok=True)
     return boundaries, basemap
 
 
