@@ -162,19 +162,29 @@ OCCURRENCE_MAP_COLUMNS = [
 """The occurrence fields a map uses (the others are not read)."""
 
 
-def read_public_layer(path: str | Path, layer: str, columns: list[str] | None = None, *,
-                      names: list[str] | None = None) -> gpd.GeoDataFrame:
-    """One layer of a public GeoPackage in EPSG:4326; a missing or empty layer is an empty frame.
-    With ``columns``, only those fields (of the ones the layer has) and the geometry are read;
-    ``names``: the file's layer names, when the caller has listed them (:func:`read_map_layers`)."""
+def _public_path(path: str | Path) -> Path:
+    """``path``, once it is known to exist and not to be restricted data (else why not, raised)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"Public data {path} does not exist; run the combine stage first.")
     if "restricted" in path.parts:
         raise MapError(f"Maps read only the public copy of the data, not {path}.")
+    return path
+
+
+def _layer_names(path: Path) -> list[str]:
+    return [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+
+
+def read_public_layer(path: str | Path, layer: str, columns: list[str] | None = None, *,
+                      names: list[str] | None = None) -> gpd.GeoDataFrame:
+    """One layer of a public GeoPackage in EPSG:4326; a missing or empty layer is an empty frame.
+    With ``columns``, only those fields (of the ones the layer has) and the geometry are read;
+    ``names``: the file's layer names, when the caller has listed them (:func:`read_map_layers`)."""
+    path = _public_path(path)
     try:
         if names is None:
-            names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+            names = _layer_names(path)
         if layer not in names:
             return _empty_gdf()
         kwargs = {}
@@ -199,12 +209,11 @@ def read_public_layer(path: str | Path, layer: str, columns: list[str] | None = 
 def read_map_layers(path: str | Path) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """(occurrences with the fields a map uses, threats, range) of a public GeoPackage, its layers
     listed once for the three."""
-    names = None
-    if Path(path).exists() and "restricted" not in Path(path).parts:  # else read_public_layer says why not
-        try:
-            names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
-        except Exception:  # noqa: BLE001 - read_public_layer lists them again and says what is wrong
-            names = None
+    path = _public_path(path)
+    try:
+        names = _layer_names(path)
+    except Exception:  # noqa: BLE001 - read_public_layer lists them again and says what is wrong
+        names = None
     return (read_public_layer(path, "occurrences", OCCURRENCE_MAP_COLUMNS, names=names),
             read_public_layer(path, "threats", names=names), read_public_layer(path, "range", names=names))
 
