@@ -29,10 +29,9 @@ import shapely
 
 from ..errors import InputError
 from ..io.vector import reproducible_gpkg
-from ..model import RANGE_COLUMNS, SEASONAL_CODES, THREAT_COLUMNS
+from ..model import SEASONAL_CODES
 from . import criterion_b as cb
-from .ranges import geodesic_area_km2, geodesic_length_km, range_by_country, seasonal_ranges, species_range
-from .threats import species_threats, threats_by_country
+from .ranges import geodesic_area_km2, geodesic_length_km, range_by_country, seasonal_ranges
 
 log = logging.getLogger("cami_geo.status")
 
@@ -415,8 +414,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     import geopandas as gpd
 
     from ..workflow import registry_from_config
-    from .pipeline import (_fill_iso3, boundaries_cached, group_rows, occurrence_points, of_species, read_layer,
-                           read_occurrences)
+    from .pipeline import prepare_species
 
     t0 = time.perf_counter()
     settings = settings or {}
@@ -429,40 +427,22 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     sp = registry.species[slug]
     species = sp.scientific_name
     states = list(sp.range_states)
-    if prepared is not None and prepared.get("slug") != slug:
-        prepared = None
-    if prepared is not None:
-        countries, valid_rs = prepared["countries"], prepared["valid_rs"]
-        pts, present, aoo_ok = prepared["pts"], prepared["present"], prepared["aoo_ok"]
-        rng, thr, rows_of = prepared["rng"], prepared["thr"], prepared["rows_of"]
-    else:
-        bcfg = settings.get("boundaries", {}) or {}
-        countries = boundaries_cached(boundaries_path, bcfg.get("layer"), bcfg.get("id_field", "iso3"))
-        rs = countries.reindex(states)
-        valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
-        occ = of_species(read_occurrences(clean_gpkg), slug)
-        thr = species_threats(read_layer(clean_gpkg, "threats", THREAT_COLUMNS), slug)
-        rng = of_species(read_layer(clean_gpkg, "range", RANGE_COLUMNS), slug)
-        pts = occurrence_points(occ)
-        _fill_iso3(pts, valid_rs)
-        present = pts[pts["present"] & pts["lon"].notna() & pts["lat"].notna()]
-        max_unc = (settings.get("checks", {}) or {}).get("max_uncertainty_m")
-        aoo_ok = (present["uncertainty_m"].isna() | (present["uncertainty_m"] <= max_unc)).to_numpy() if max_unc \
-            else np.ones(len(present), dtype=bool)
-        rows_of = group_rows(pts["iso3"].to_numpy())
+    if prepared is None or prepared.get("slug") != slug:
+        prepared = prepare_species(clean_gpkg, boundaries_path, settings, registry, slug)
+    countries, valid_rs = prepared["countries"], prepared["valid_rs"]
+    pts, present, aoo_ok = prepared["pts"], prepared["present"], prepared["aoo_ok"]
+    rng, thr, rows_of = prepared["rng"], prepared["thr"], prepared["rows_of"]
+    rgeom, rsource = prepared["rgeom"], prepared["rsource"]
+    parts_rs, parts, tbc = prepared["parts_rs"], prepared["parts"], prepared["tbc"]
     lon_all, lat_all = present["lon"].to_numpy(), present["lat"].to_numpy()
     cell_km = float(st.get("aoo_cell_km", 2))
     n_shifts = int(st.get("aoo_grid_shifts", 4))
 
     # the projection: the one criterion B uses for the species row
-    if prepared is not None:
-        rgeom, rsource = prepared["rgeom"], prepared["rsource"]
-    else:
-        rgeom, rsource = species_range(rng, lon_all, lat_all)
     if method == "conr":
         crs = cb.CONR_CRS
     elif len(present):
-        crs = cb.laea_crs(*(prepared["unique"] if prepared is not None else cb.unique_points(lon_all, lat_all)))
+        crs = cb.laea_crs(*prepared["unique"])
     elif rgeom is not None:
         c = shapely.get_coordinates(rgeom)
         crs = cb.laea_crs(c[:, 0], c[:, 1])
@@ -477,11 +457,8 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     write_threat_tif(thr, rgeom, crs, threat_tif_out, species=species, slug=slug)
 
     # GeoPackage
-    parts_rs = prepared["parts_rs"] if prepared is not None else range_by_country(rgeom, valid_rs)
     rlayer = range_layer(rng, rgeom, rsource, valid_rs, registry, species, slug, _parts=parts_rs)
     cells = aoo_cells_layer(grid, species, slug)
-    parts = parts_rs.reindex(states)
-    tbc = prepared["tbc"] if prepared is not None else threats_by_country(thr, parts, valid_rs)
     kw = dict(aoo_cell_km=cell_km, location_cell_km=st.get("location_cell_km", 10),
               subpopulation_radius_km=st.get("subpopulation_radius_km", 5), n_shifts=n_shifts)
     bc = _read_by_country(by_country)
@@ -494,8 +471,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
     need_measures = not {"eoo_km2", "aoo_km2"} <= set(extra)
     p_present = pts["present"].to_numpy()
     p_year = pts["year"].to_numpy()
-    present_rows = present.index.to_numpy()
-    present_iso3 = pts["iso3"].to_numpy()[present_rows]
+    present_iso3 = present["iso3"].to_numpy()
     rows = []
     for iso3 in states:
         idx = rows_of.get(iso3, np.empty(0, dtype="int64"))

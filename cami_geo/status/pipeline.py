@@ -347,6 +347,39 @@ def group_rows(codes: np.ndarray) -> dict[Any, np.ndarray]:
 _NO_ROWS = np.empty(0, dtype="int64")
 
 
+def prepare_species(clean: Any, boundaries: Any, settings: dict[str, Any], registry, slug: str) -> dict[str, Any]:
+    """What the status and GIS-layer steps of one species both read and derive from its
+    clean data: Range States, records (``pts``; ``present`` with coordinates; ``aoo_ok``,
+    which of those are usable for AOO), range, threats, and the range and threats per
+    Range State."""
+    sp = registry.species[slug]
+    bcfg = settings.get("boundaries", {}) or {}
+    countries = boundaries_cached(boundaries, bcfg.get("layer"), bcfg.get("id_field", "iso3"))
+    states = list(sp.range_states)
+    rs = countries.reindex(states)
+    valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
+
+    occ = of_species(read_occurrences(clean), slug)
+    thr = species_threats(read_layer(clean, "threats", THREAT_COLUMNS), slug)
+    rng = of_species(read_layer(clean, "range", RANGE_COLUMNS), slug)
+    pts = occurrence_points(occ)
+    _fill_iso3(pts, valid_rs)
+    present = pts[pts["present"] & pts["lon"].notna() & pts["lat"].notna()]
+    max_unc = (settings.get("checks", {}) or {}).get("max_uncertainty_m")
+    aoo_ok = (present["uncertainty_m"].isna() | (present["uncertainty_m"] <= max_unc)).to_numpy(dtype=bool) \
+        if max_unc else np.ones(len(present), dtype=bool)
+    lon_all, lat_all = present["lon"].to_numpy(), present["lat"].to_numpy()
+    rgeom, rsource = species_range(rng, lon_all, lat_all)
+    parts_rs = range_by_country(rgeom, valid_rs)
+    parts = parts_rs.reindex(states)
+    return {"slug": slug, "countries": countries, "valid_rs": valid_rs, "pts": pts, "present": present,
+            "aoo_ok": aoo_ok, "unique": cb.unique_points(lon_all, lat_all), "rng": rng, "thr": thr,
+            "rgeom": rgeom, "rsource": rsource, "parts_rs": parts_rs, "parts": parts,
+            "tbc": threats_by_country(thr, parts, valid_rs, registry),
+            # per Range State: row positions of its records, taken once (not a pass over all per state)
+            "rows_of": group_rows(pts["iso3"].to_numpy())}
+
+
 def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """Write ``by_country.csv``, ``species.csv`` and ``threats.csv`` for one species.
 
@@ -365,25 +398,16 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     if slug not in registry.species:
         raise InputError(f"Species {slug!r} (from the output path) is not in the registry.")
     sp = registry.species[slug]
-    bcfg = settings.get("boundaries", {}) or {}
-    countries = boundaries_cached(inputs["boundaries"], bcfg.get("layer"), bcfg.get("id_field", "iso3"))
     states = [s for s in sp.range_states]
-    rs = countries.reindex(states)
-
-    occ = of_species(read_occurrences(inputs["clean"]), slug)
-    thr = species_threats(read_layer(inputs["clean"], "threats", THREAT_COLUMNS), slug)
-    rng = of_species(read_layer(inputs["clean"], "range", RANGE_COLUMNS), slug)
+    prep = prepare_species(inputs["clean"], inputs["boundaries"], settings, registry, slug)
+    valid_rs, pts, present, aoo_ok = prep["valid_rs"], prep["pts"], prep["present"], prep["aoo_ok"]
+    thr, rgeom, rsource, parts, tbc = prep["thr"], prep["rgeom"], prep["rsource"], prep["parts"], prep["tbc"]
+    rows_of, uniq_all = prep["rows_of"], prep["unique"]
     pop = read_table(inputs.get("population"), POPULATION_COLUMNS)
     if len(pop):
         pop = pop[(pop["species_slug"].fillna("") == slug)
                   | (pop["species_slug"].fillna("").eq("") & pop["species"].map(
                       lambda n: registry.resolve_species(n) == slug))]
-    pts = occurrence_points(occ)
-    _fill_iso3(pts, rs.dropna(subset=["geometry"]) if len(rs) else rs)
-    present = pts[pts["present"] & pts["lon"].notna() & pts["lat"].notna()]
-    max_unc = (settings.get("checks", {}) or {}).get("max_uncertainty_m")
-    aoo_ok = present["uncertainty_m"].isna() | (present["uncertainty_m"] <= max_unc) if max_unc else \
-        pd.Series(True, index=present.index)
     kw = dict(aoo_cell_km=st.get("aoo_cell_km", 2), location_cell_km=st.get("location_cell_km", 10),
               subpopulation_radius_km=st.get("subpopulation_radius_km", 5),
               n_shifts=st.get("aoo_grid_shifts", 4))
@@ -391,15 +415,7 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
 
     # population
     popc = population_by_country(pop, states, trend_years=int(st.get("trend_years", 10))).set_index("iso3")
-    # range
-    rgeom, rsource = species_range(rng, present["lon"].to_numpy(), present["lat"].to_numpy())
-    valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
-    parts_rs = range_by_country(rgeom, valid_rs)
-    parts = parts_rs.reindex(states)
-    # threats
-    tbc = threats_by_country(thr, parts, valid_rs, registry)
     lon_all, lat_all = present["lon"].to_numpy(), present["lat"].to_numpy()
-    uniq_all = cb.unique_points(lon_all, lat_all)
     if len(present):
         crs_eq = cb.laea_crs(*uniq_all)
     elif len(valid_rs):  # centre of the Range States' bounding box
@@ -409,13 +425,11 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
         crs_eq = cb.CONR_CRS
     infra = infrastructure_share(thr, parts, float(st.get("infrastructure_buffer_km", 5)), crs_eq)
 
-    # per Range State: row positions of its records, taken once (not a pass over all per state)
-    rows_of = group_rows(pts["iso3"].to_numpy())
     p_present = pts["present"].to_numpy()
     p_lon, p_lat = pts["lon"].to_numpy(), pts["lat"].to_numpy()
     p_year, p_cycle, p_synth = pts["year"].to_numpy(), pts["cycle"].to_numpy(), pts["synthetic"].to_numpy()
     p_ok = np.ones(len(pts), dtype=bool)  # usable for AOO (records not present count as usable)
-    p_ok[present.index.to_numpy()] = aoo_ok.to_numpy(dtype=bool)
+    p_ok[present.index.to_numpy()] = aoo_ok
     rows = []
     for iso3 in states:
         idx = rows_of.get(iso3, _NO_ROWS)
@@ -471,8 +485,7 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
             by_country = by_country.join(rc, on="iso3")
 
     # species row
-    ok_all = aoo_ok.to_numpy()
-    m = cb.measures(lon_all, lat_all, method, **kw, aoo_points=(lon_all[ok_all], lat_all[ok_all]),
+    m = cb.measures(lon_all, lat_all, method, **kw, aoo_points=(lon_all[aoo_ok], lat_all[aoo_ok]),
                     _unique=uniq_all)
     spop = species_population(by_country)
     trend, trend_method = species_trend(by_country, sp.iucn_population_trend)
@@ -512,9 +525,7 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
     write_csv(species_df, outputs["species"])
     write_csv(threats_df, outputs["threats"])
     log.info("%s: status written in %.2f s", slug, time.perf_counter() - t0)
-    return {"slug": slug, "countries": countries, "valid_rs": valid_rs, "pts": pts, "present": present,
-            "aoo_ok": aoo_ok.to_numpy(dtype=bool), "rows_of": rows_of, "unique": uniq_all, "rng": rng,
-            "thr": thr, "rgeom": rgeom, "rsource": rsource, "parts_rs": parts_rs, "parts": parts, "tbc": tbc}
+    return prep
 
 
 # ---------------------------------------------------------------------------------------
