@@ -81,10 +81,11 @@ def stage_table(workdir: Path) -> pd.DataFrame:
         stage = rel.parts[0] if len(rel.parts) > 1 else log.stem
         if stage in ("maps", "reports"):
             stage = f"{stage}:{log.stem.split('_')[0]}"
-        rows.append({"stage": stage, "s": fig["wall_s"], "cpu_s": fig["cpu_s"], "max_rss_mb": fig["max_rss_mb"]})
+        rows.append({"stage": stage, "s": fig["wall_s"], "cpu_s": fig["cpu_s"], "sys_s": fig.get("sys_s", 0.0),
+                     "max_rss_mb": fig["max_rss_mb"]})
     t = pd.DataFrame(rows)
     return t.groupby("stage").agg(jobs=("s", "size"), total_s=("s", "sum"), max_job_s=("s", "max"), cpu_s=("cpu_s", "sum"),
-                                  peak_rss_mb=("max_rss_mb", "max")).reset_index()
+                                  sys_s=("sys_s", "sum"), peak_rss_mb=("max_rss_mb", "max")).reset_index()
 
 
 def main() -> None:

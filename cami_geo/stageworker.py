@@ -128,8 +128,14 @@ def _append_to_log(log_path: str | None, line: str) -> None:
         pass
 
 
-def _write_figures(log_path: str | None, wall_s: float, cpu_s: float, max_rss_mb: float, code: int) -> None:
-    _append_to_log(log_path, f"{FIGURES_PREFIX} wall_s={wall_s:.3f} cpu_s={cpu_s:.3f} max_rss_mb={max_rss_mb:.1f} exit={code}")
+def _figures(ru) -> dict:
+    """CPU (user + system, and the system part alone) and peak RSS from a ``wait4`` rusage."""
+    return {"cpu_s": ru.ru_utime + ru.ru_stime, "sys_s": ru.ru_stime, "max_rss_mb": ru.ru_maxrss / 1024}
+
+
+def _write_figures(log_path: str | None, wall_s: float, figures: dict, code: int) -> None:
+    _append_to_log(log_path, f"{FIGURES_PREFIX} wall_s={wall_s:.3f} cpu_s={figures['cpu_s']:.3f} "
+                             f"sys_s={figures.get('sys_s', 0.0):.3f} max_rss_mb={figures['max_rss_mb']:.1f} exit={code}")
 
 
 def client_main(job_path: str) -> int:
@@ -145,7 +151,7 @@ def client_main(job_path: str) -> int:
     pid = os.spawnv(os.P_NOWAIT, sys.executable, [sys.executable, "-m", "cami_geo.stageworker", "--run", job_path])
     _, status, ru = os.wait4(pid, 0)
     code = _exit_code(status)
-    _write_figures(job.get("log_path"), time.perf_counter() - start, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, code)
+    _write_figures(job.get("log_path"), time.perf_counter() - start, _figures(ru), code)
     return code
 
 
@@ -208,7 +214,7 @@ def delegate(job: dict[str, Any], *, path: str | None = None) -> int | None:
         return 1
     conn.close()
     if reply.get("wall_s") is not None:
-        _write_figures(job.get("log_path"), reply["wall_s"], reply["cpu_s"], reply["max_rss_mb"], reply["code"])
+        _write_figures(job.get("log_path"), reply["wall_s"], reply, reply["code"])
     return int(reply["code"])
 
 
@@ -427,8 +433,7 @@ def _finish(pidfd: int, children: dict) -> None:
     _, status, ru = os.wait4(child["pid"], 0)
     code = _exit_code(status)
     conn = child["conn"]
-    reply = pickle.dumps({"code": code, "wall_s": time.perf_counter() - child["start"],
-                          "cpu_s": ru.ru_utime + ru.ru_stime, "max_rss_mb": ru.ru_maxrss / 1024})
+    reply = pickle.dumps({"code": code, "wall_s": time.perf_counter() - child["start"], **_figures(ru)})
     try:
         conn.sendall(_HEADER.pack(len(reply)) + reply)
     except OSError:
