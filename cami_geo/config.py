@@ -9,6 +9,7 @@ what was expected.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,50 @@ def load(repo_dir: Path, workdir: Path, overrides: dict[str, Any] | None = None)
     config = deep_merge(config, overrides or {})
     validate(config, repo_dir / SCHEMA_RELPATH)
     return config
+
+
+class UndeclaredSetting(LookupError):
+    """A stage read a configuration section that its rule does not pass to it."""
+
+
+class StageSettings(dict):
+    """The sections of the configuration that one stage reads (``cami_geo.workflow.STAGE_SETTINGS``),
+    given to its rule as the ``settings`` param.
+
+    Snakemake re-runs a job when its params change, so a rule that passed the whole
+    configuration would re-run from intake on after any edit (a map disclaimer, even
+    ``stage_worker``). A stage reading a section it was not given gets
+    :class:`UndeclaredSetting` naming the stage and the section, never a silent default.
+    It compares and prints as the plain dict of its sections (Snakemake keeps params by their
+    ``repr``).
+    """
+
+    def __init__(self, stage: str, sections: Iterable[str], config: dict[str, Any]):
+        self.stage = stage
+        self.sections = tuple(sections)
+        super().__init__({k: config[k] for k in self.sections if k in config})
+
+    def _check(self, key: Any) -> None:
+        if key not in self.sections:
+            raise UndeclaredSetting(
+                f"stage {self.stage!r} reads the configuration section {key!r}, which its rule does "
+                f"not pass (add it to cami_geo.workflow.STAGE_SETTINGS[{self.stage!r}])")
+
+    def __getitem__(self, key: Any) -> Any:
+        self._check(key)
+        return super().__getitem__(key)
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self._check(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: Any) -> bool:
+        self._check(key)
+        return super().__contains__(key)
+
+    def __reduce__(self):
+        return (_stage_settings, (self.stage, self.sections, dict(self)))
+
+
+def _stage_settings(stage: str, sections: tuple[str, ...], values: dict[str, Any]) -> StageSettings:
+    return StageSettings(stage, sections, values)

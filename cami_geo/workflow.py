@@ -137,6 +137,30 @@ STAGES = {
     "report_country": "cami_geo.render.reports:run_report_country_stage",
 }
 
+STAGE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "intake": ("cycle", "boundaries", "checks", "registry"),
+    "combine": ("registry",),
+    "public": ("boundaries", "registry"),
+    "status_species": ("cycle", "boundaries", "checks", "status", "registry"),
+    "status_tables": ("cycle", "action_rules", "registry"),
+    "map_species": ("cycle", "boundaries", "maps", "registry"),
+    "map_country": ("cycle", "boundaries", "maps", "registry"),
+    "map_overview": ("cycle", "boundaries", "maps", "registry", "species"),
+    "report_species": ("cycle", "previous_cycle", "maps", "registry"),
+    "report_country": ("cycle", "previous_cycle", "maps", "registry"),
+}
+"""The configuration sections each rule's stage reads: its ``settings`` param
+(:func:`stage_settings`). Editing a section re-runs only the rules that read it (Snakemake
+re-runs a job whose params changed); what a rule's files depend on (data, the list of
+species, ``previous_status``) reaches it through its inputs and the plan instead."""
+
+
+def stage_settings(config: dict[str, Any], rule: str) -> _config.StageSettings:
+    """The ``settings`` param of ``rule``: the sections of ``config`` named in
+    :data:`STAGE_SETTINGS`; reading any other section raises
+    :class:`cami_geo.config.UndeclaredSetting`."""
+    return _config.StageSettings(rule, STAGE_SETTINGS[rule], config)
+
 
 def path_list(value: Any) -> list[str]:
     """A stage input or output as a list of paths: None -> [], one path -> [path]."""

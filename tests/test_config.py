@@ -56,3 +56,27 @@ def test_schema_rejects_unknown_species_name(repo, tmp_path):
     cfg = load_config(repo, tmp_path, {"species": ["Saiga tatrica"]})
     with pytest.raises(ConfigError, match="did you mean Saiga tatarica"):
         plan(cfg, repo, tmp_path)
+
+
+def test_a_stage_gets_only_its_sections_and_cannot_read_others(repo, tmp_path):
+    """A rule's ``settings`` param (workflow.stage_settings): its sections as a plain dict for
+    Snakemake's params comparison, the same after pickling (jobs reach the stage worker
+    pickled), and reading a section the rule does not pass is an error naming both."""
+    import pickle
+
+    from cami_geo.config import UndeclaredSetting
+    from cami_geo.workflow import STAGE_SETTINGS, stage_settings
+
+    cfg = load(repo, tmp_path, {})
+    maps = stage_settings(cfg, "map_species")
+    assert set(maps) == set(STAGE_SETTINGS["map_species"]) & set(cfg)
+    assert maps["maps"] == cfg["maps"] and maps.get("cycle") == cfg["cycle"]
+    assert repr(maps) == repr(dict(maps))
+    again = pickle.loads(pickle.dumps(maps))
+    assert again == maps and again.sections == maps.sections
+    for reader in (lambda s: s["status"], lambda s: s.get("status"), lambda s: "status" in s):
+        with pytest.raises(UndeclaredSetting, match="'map_species'.*'status'"):
+            reader(again)
+    # every rule's stage is listed
+    from cami_geo.workflow import STAGES
+    assert set(STAGE_SETTINGS) == set(STAGES)

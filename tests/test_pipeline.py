@@ -141,6 +141,38 @@ def test_rerun_has_nothing_to_do(run, repo):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
+def _jobs_to_run(out: str) -> dict[str, int]:
+    """Rule -> job count from a dry run's "Job stats" table."""
+    table = out.split("Job stats:", 1)[1]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m.group(1) != "total"}
+
+
+@pytest.mark.parametrize("edit, rules", [
+    # the maps' disclaimer: only what draws or embeds a map
+    ("maps:\n  disclaimer: Another disclaimer.\n",
+     {"map_species", "map_country", "map_overview", "report_species", "report_country", "all"}),
+    # a status threshold: the status jobs and what is drawn from them, not the intake
+    ("status:\n  trend_years: 12\n",
+     {"status_species", "status_tables", "map_species", "map_country", "map_overview", "report_species",
+      "report_country", "all"}),
+    # how jobs are run locally: nothing
+    ("stage_worker: false\n", set()),
+])
+def test_a_config_edit_reruns_only_the_rules_that_read_it(run, repo, tmp_path, edit, rules):
+    """Each rule's params hold only the config sections its stage reads (workflow.STAGE_SETTINGS),
+    so Snakemake (which re-runs a job whose params changed) re-runs only those rules."""
+    work, _ = run
+    configfile = tmp_path / "edit.yaml"
+    configfile.write_text(edit, encoding="utf-8")
+    proc = _snakemake(repo, work, "-n", "--cores", "1", "--configfile", str(configfile))
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = proc.stdout + proc.stderr
+    if not rules:
+        assert "Nothing to be done" in out
+    else:
+        assert set(_jobs_to_run(out)) == rules
+
+
 def _drop_saiga_rows(work: Path, n: int) -> None:
     """The saiga submission (MNG, RUS) loses its last ``n`` occurrence rows."""
     csv = next((work / "data/raw/submissions/saiga_mng_rus_2026").glob("occurrences*.csv"))

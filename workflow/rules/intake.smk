@@ -21,7 +21,7 @@ rule intake:
     params:
         version=VERSION,
         submission_dir=lambda wc: PLAN.submission_dir(wc.submission),
-        settings=config,
+        settings=cw.stage_settings(config, "intake"),
     log:
         "logs/intake/{submission}.log",
     conda:
@@ -60,7 +60,7 @@ checkpoint combine:
     params:
         version=VERSION,
         species=PLAN.species,
-        settings=config,
+        settings=cw.stage_settings(config, "combine"),
         read={
             key: expand(f"{P}/submissions/{{s}}/{name}", s=PLAN.submissions)
             for key, name in (
@@ -104,7 +104,7 @@ checkpoint public:
         + expand(f"{P}/public/country/{{iso3}}.gpkg.sha256", iso3=PLAN.countries),
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "public"),
         read={
             **{f"restricted_{layer}": f"{P}/restricted/{layer}.parquet" for layer in LAYERS},
             "summaries": expand(f"{P}/submissions/{{s}}/validation.json", s=PLAN.submissions),

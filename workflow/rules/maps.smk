@@ -24,7 +24,7 @@ rule map_species:
         embed="maps/embed/species_{species}.html",
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "map_species"),
         read=lambda wc: {"public": f"{P}/public/species/{wc.species}.gpkg"},
     priority: larger_first(f"{P}/public/species/{{species}}.gpkg")
     log:
@@ -54,7 +54,7 @@ rule map_country:
         embed="maps/embed/country_{iso3}.html",
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "map_country"),
         read=lambda wc: {"public": f"{P}/public/country/{wc.iso3}.gpkg"},
     priority: larger_first(f"{P}/public/country/{{iso3}}.gpkg")
     log:
@@ -78,7 +78,7 @@ rule map_overview:
         embed="maps/embed/overview.html",
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "map_overview"),
     log:
         "logs/maps/overview.log",
     conda:

@@ -36,7 +36,7 @@ rule report_species:
         article_md="reports/articles/{species}.md",
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "report_species"),
     priority: larger_first(f"{P}/public/species/{{species}}.gpkg")
     log:
         "logs/reports/species_{species}.log",
@@ -71,7 +71,7 @@ rule report_country:
         pdf="reports/country/{iso3}.pdf",
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "report_country"),
     priority: larger_first(f"{P}/public/country/{{iso3}}.gpkg")
     log:
         "logs/reports/country_{iso3}.log",

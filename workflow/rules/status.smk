@@ -21,7 +21,7 @@ rule status_species:
         threat_density=f"{P}/restricted/layers/{{species}}_threat_density.tif",
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "status_species"),
         read=lambda wc: {"clean": [f"{P}/restricted/species/{wc.species}/{layer}.parquet" for layer in LAYERS]},
     priority: larger_first(f"{P}/restricted/species/{{species}}/occurrences.parquet")
     log:
@@ -60,7 +60,7 @@ checkpoint status_tables:
         slices=slice_paths(P, PLAN.species, PLAN.countries),
     params:
         version=VERSION,
-        settings=config,
+        settings=cw.stage_settings(config, "status_tables"),
     log:
         "logs/status_tables.log",
     conda:
