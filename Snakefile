@@ -14,11 +14,12 @@ from cami_geo import workflow as cw
 from cami_geo.errors import CamiGeoError
 from cami_geo.model import LAYERS
 from cami_geo.workflow import larger_first, slice_paths
-from cami_geo.snakemake_fixes import cancel_recheck_timers, one_recheck_timer
+from cami_geo.snakemake_fixes import cancel_recheck_timers, checksum_once, one_recheck_timer
 from cami_geo.stageworker import job_command
 
 min_version("9.0")
 one_recheck_timer()  # Snakemake's scheduler otherwise piles up re-check timers (see the module)
+checksum_once()  # and hashes each input again for every output of every job that reads it
 
 try:
     config.update(cw.load_config(workflow.basedir, Path.cwd(), dict(config)))

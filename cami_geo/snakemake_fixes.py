@@ -1,4 +1,6 @@
-"""A fix for a Snakemake scheduler behaviour that costs a local run a good share of a core.
+"""Fixes for two Snakemake behaviours that cost a local run a good share of a core.
+
+1. Re-check timers (:func:`one_recheck_timer`).
 
 Snakemake 9's job scheduler (``snakemake.scheduling.job_scheduler.JobScheduler``) ends every
 scheduling round by starting a timer that starts another round one ``--max-jobs-per-timespan``
@@ -15,10 +17,20 @@ follows every job end and a timer still follows a round (so a rate-limited run s
 its next round within the timespan); only the duplicate chains are gone. The Snakefile
 applies it when it is loaded; it changes nothing when Snakemake's scheduler no longer has
 the method (a later release that fixed it differently), and it is applied once.
+
+2. Input checksums (:func:`checksum_once`). When a job ends, Snakemake records, for each of
+its outputs, the checksum of each of its inputs up to ``max-checksum-file-size``
+(``PersistenceBase.finished``), and nothing keeps a checksum between those calls: a document
+job with five outputs hashes the maps it embeds five times, and every job hashes the
+boundary file again. At 10^6 records that was 3.2 GB hashed per run for 347 MB of distinct
+files, in Snakemake's main thread (docs/benchmarks.md). :func:`checksum_once` keeps each
+checksum by the file's identity, size and modification time, so a file is hashed again only
+when it was rewritten.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 
 _MARK = "_cami_geo_one_timer"
@@ -67,3 +79,40 @@ def cancel_recheck_timers() -> None:
     for timer in list(_PENDING):
         timer.cancel()
         _PENDING.discard(timer)
+
+
+_CHECKSUM_MARK = "_cami_geo_checksum_once"
+_CHECKSUMS: dict[tuple, str | None] = {}
+
+
+def checksum_once() -> bool:
+    """Patch ``snakemake.io._IOFile.checksum`` to return a local file's checksum from memory
+    when the file (device, inode, size, modification and change times in ns) and the size
+    threshold are those it was computed for. Storage files, a requested algorithm and forced
+    checksums go to Snakemake's own method. Returns True when the patch is in place."""
+    try:
+        from snakemake.io import _IOFile
+    except ImportError:
+        return False
+    original = getattr(_IOFile, "checksum", None)
+    if original is None:
+        return False
+    if getattr(original, _CHECKSUM_MARK, False):
+        return True
+
+    async def checksum(self, threshold=None, force=False, algorithm=None):
+        if force or algorithm is not None or self.is_storage:
+            return await original(self, threshold, force, algorithm)
+        try:
+            st = os.stat(self.file)
+        except OSError:
+            return await original(self, threshold, force, algorithm)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, threshold)
+        if key not in _CHECKSUMS:
+            _CHECKSUMS[key] = await original(self, threshold, force, algorithm)
+        return _CHECKSUMS[key]
+
+    setattr(checksum, _CHECKSUM_MARK, True)
+    checksum.__doc__ = original.__doc__
+    _IOFile.checksum = checksum
+    return True

@@ -4,6 +4,7 @@ rate-limited run still finishes. Real Snakemake runs of a small workflow."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -62,3 +63,50 @@ def test_run_ends_with_its_last_job(tmp_path):
     process would otherwise wait for it before exiting."""
     _, wall = _run(tmp_path, 2, 0.05, True, "--max-jobs-per-timespan", "100/20s")
     assert wall < 15, wall
+
+
+CHECKSUM_SNAKEFILE = """
+import hashlib, os
+if os.environ.get("CAMI_GEO_FIX"):
+    from cami_geo.snakemake_fixes import checksum_once
+    assert checksum_once()
+HASHED = []
+_digest = hashlib.file_digest
+def _counting(f, algorithm):
+    HASHED.append(getattr(f, "name", ""))
+    return _digest(f, algorithm)
+hashlib.file_digest = _counting
+rule all:
+    input: expand("out/{i}.{e}", i=range(3), e=("a", "b", "c"))
+rule one:
+    input: "in.txt"
+    output: "out/{i}.a", "out/{i}.b", "out/{i}.c"
+    shell: "touch {output}"
+onsuccess:
+    print("HASHED", sum(1 for n in HASHED if n.endswith("in.txt")))
+"""
+
+
+def _checksum_run(tmp_path: Path, fix: bool, *extra: str) -> str:
+    (tmp_path / "Snakefile").write_text(CHECKSUM_SNAKEFILE)
+    env = {"PATH": "/usr/bin:/bin", "CAMI_GEO_FIX": "1" if fix else ""}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", *extra], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout + proc.stderr
+
+
+def test_each_input_is_hashed_once_not_once_per_output_of_each_job(tmp_path):
+    """Three jobs of three outputs read one input: Snakemake hashes it 9 times when the jobs
+    end, once with checksum_once; rewriting the input with the same content still re-runs
+    nothing (the recorded checksums are the same), other content re-runs the jobs."""
+    (tmp_path / "in.txt").write_text("x" * 1000)
+    assert "HASHED 9" in _checksum_run(tmp_path, fix=False)
+    for f in (tmp_path / "out").iterdir():
+        f.unlink()
+    assert "HASHED 1" in _checksum_run(tmp_path, fix=True)
+    time.sleep(0.05)
+    (tmp_path / "in.txt").write_text("x" * 1000)  # rewritten, same content
+    assert "Nothing to be done" in _checksum_run(tmp_path, True, "-n")
+    (tmp_path / "in.txt").write_text("y" * 1000)
+    assert re.search(r"^one\s+3$", _checksum_run(tmp_path, True, "-n"), re.M)
