@@ -804,6 +804,33 @@ def test_pdf_after_worker_warm_up_is_byte_identical(tmp_path, monkeypatch):
     assert warm.read_bytes() == cold.read_bytes() == again.read_bytes()
 
 
+def test_pdf_with_parsed_stylesheet_is_byte_identical(tmp_path):
+    """The worker's parsed report.css (user origin) on a page without its <style> gives the
+    PDF the page with report.css inline gives (author origin): same computed styles."""
+    reports.warm_up_worker()
+    assert reports._PRINT_CSS is not None
+    rows = "".join(f"<tr><th>Row {i}</th><td class=\"num\">{i * 1234:,}<div class=\"note\">note</div></td>"
+                   f"<td>Text – km² <b>bold</b> <i>italic</i></td></tr>" for i in range(60))
+    colgroup = "<colgroup>" + "".join(f'<col style="width:{w}%">' for w in (20, 30, 50)) + "</colgroup>"
+    body = (f"<body><h1>Title</h1><p class=\"meta\">Meta</p><h2>Table</h2><table class=\"status\">{colgroup}"
+            f"<thead><tr><th>A</th><th>B</th><th>C</th></tr></thead><tbody>{rows}</tbody></table>"
+            "<section class=\"appendix\"><h2>Appendix</h2><p class=\"empty\">None</p></section></body></html>")
+    inline = f"<!DOCTYPE html><html lang=\"en\"><head><title>t</title><style>{reports._css()}</style></head>{body}"
+    bare = f"<!DOCTYPE html><html lang=\"en\"><head><title>t</title><style></style></head>{body}"
+    a, b = tmp_path / "inline.pdf", tmp_path / "parsed.pdf"
+    reports.write_pdf(inline, a)
+    reports.write_pdf(bare, b, stylesheet=reports._PRINT_CSS)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_print_page_without_inline_css(built):
+    ctx = reports.species_context("panthera_uncia", reports.Tables(built["inputs"]), reports._registry(PARAMS),
+                                  built["inputs"], PARAMS)
+    with_css = reports.render_html("species_report.html", ctx, for_print=True)
+    without = reports.render_html("species_report.html", ctx, for_print=True, inline_css=False)
+    assert without == with_css.replace(str(reports._css()), "")
+
+
 def test_array_types_made_as_cffi_parses_them():
     """WeasyPrint's cffi instance gets "NAME[n]" array types without parsing them: the same
     ctype objects cffi's parser gives; other declarations still parsed by cffi."""

@@ -30,7 +30,6 @@ the page parts carrying data are put in as literal text, never compiled as templ
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
 from contextlib import contextmanager
 import itertools
@@ -54,6 +53,7 @@ from cami_geo.boundaries import load_configured
 from cami_geo.errors import CamiGeoError, InputError
 from cami_geo.model import CRS_WGS84, ORIGIN_CODES, SEASONAL_CODES
 from cami_geo.render import symbology as sym
+from cami_geo.render.cycles import no_cycle_collection
 from cami_geo.workflow import registry_from_config
 from cami_geo.render.escape import escape_html as esc
 
@@ -1680,23 +1680,6 @@ def write_maps(content: MapContent, outputs: dict, settings: dict) -> None:
 # Stage functions
 
 
-@contextmanager
-def _no_cycle_collection():
-    """Run a map stage without the cyclic garbage collector (restored afterwards).
-
-    A map job makes hundreds of thousands of objects (records, cells, popups, artists) and
-    frees them by reference counting; the collector, triggered by the allocations, only walks
-    them and the imported libraries again and again (about a tenth of a Range State map's
-    CPU time). The few cycles a job leaves (matplotlib's figure) are collected afterwards."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _warm_up_content() -> MapContent:
     """A small map with every kind of thing a real one draws (basemap, feature and cell layers,
     legend sections of each shape, notes, synthetic label): the sample of :func:`warm_up_worker`."""
@@ -1740,7 +1723,7 @@ def warm_up_worker() -> None:
     import tempfile
 
     try:
-        with tempfile.TemporaryDirectory(prefix="cami-geo-warm-up-") as folder, _no_cycle_collection():
+        with tempfile.TemporaryDirectory(prefix="cami-geo-warm-up-") as folder, no_cycle_collection():
             outputs = {k: os.path.join(folder, f"warm-up.{k}") for k in ("html", "png", "svg")}
             write_maps(_warm_up_content(), {**outputs, "embed": os.path.join(folder, "embed.html")}, {})
     except Exception as exc:  # noqa: BLE001 - the jobs then pay for it, as without the worker
@@ -1754,7 +1737,7 @@ def _params(params: dict) -> tuple[dict, str]:
 
 def run_map_species_stage(inputs: dict, outputs: dict, params: dict) -> None:
     """Species map: ``inputs`` public, by_country, by_species, boundaries; ``outputs`` html, png, svg, embed."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         settings, version = _params(params)
         slug = Path(inputs["public"]).stem
         by_country = read_table(inputs["by_country"], "status-by-country")
@@ -1767,7 +1750,7 @@ def run_map_species_stage(inputs: dict, outputs: dict, params: dict) -> None:
 
 def run_map_country_stage(inputs: dict, outputs: dict, params: dict) -> None:
     """Range State map: ``inputs`` public (clean.gpkg), by_country, boundaries; ``outputs`` html, png, svg, embed."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         settings, version = _params(params)
         iso3 = Path(outputs["html"]).stem.upper()
         by_country = read_table(inputs["by_country"], "status-by-country")
@@ -1778,7 +1761,7 @@ def run_map_country_stage(inputs: dict, outputs: dict, params: dict) -> None:
 
 def run_map_overview_stage(inputs: dict, outputs: dict, params: dict) -> None:
     """Overview map: ``inputs`` by_country, by_species, boundaries; ``outputs`` html, png, embed."""
-    with _no_cycle_collection():
+    with no_cycle_collection():
         settings, version = _params(params)
         by_country = read_table(inputs["by_country"], "status-by-country")
         by_species = read_table(inputs["by_species"], "status-by-species")

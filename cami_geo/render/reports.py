@@ -38,6 +38,7 @@ from markupsafe import Markup
 from ..errors import InputError
 from ..registry import UNVERIFIED, Registry
 from .charts import chart_cache_dir, population_chart
+from .cycles import no_cycle_collection
 from .escape import _REPLACEMENTS, escape_html
 
 log = logging.getLogger("cami_geo.render.reports")
@@ -723,21 +724,24 @@ def _css() -> Markup:
 _SRCDOC_TOKEN = "cami-geo-interactive-map-5c1e0b7d"
 
 
-def render_html(template: str, ctx: dict[str, Any], *, for_print: bool = False) -> str:
-    """The document as one self-contained HTML page (``for_print``: static map, no iframe).
+def render_html(template: str, ctx: dict[str, Any], *, for_print: bool = False, inline_css: bool = True) -> str:
+    """The document as one self-contained HTML page (``for_print``: static map, no iframe;
+    ``inline_css=False``: an empty ``<style>``, for a PDF written with the report CSS as a
+    parsed stylesheet, :func:`write_pdf`).
 
     A large interactive map (megabytes of HTML in the iframe's ``srcdoc``) is rendered as a
     token, then put in its place escaped exactly as ``{{ map.interactive }}`` would be:
     the template engine would otherwise copy those megabytes at every enclosing macro.
     """
-    return b"".join(_html_parts(template, ctx, for_print=for_print)).decode("utf-8")
+    return b"".join(_html_parts(template, ctx, for_print=for_print, inline_css=inline_css)).decode("utf-8")
 
 
-def _html_parts(template: str, ctx: dict[str, Any], *, for_print: bool = False) -> list[bytes]:
+def _html_parts(template: str, ctx: dict[str, Any], *, for_print: bool = False,
+                inline_css: bool = True) -> list[bytes]:
     """:func:`render_html` as UTF-8 pieces (written to the file as they are: no join and
     re-encoding of a page of megabytes)."""
     tpl = environment().get_template(template)
-    css = _css()
+    css = _css() if inline_css else Markup("")
     m = ctx.get("map")
     interactive = m.get("interactive") if isinstance(m, dict) else None
     if for_print or not isinstance(interactive, str) or len(interactive) < _BIG_TEXT:
@@ -944,6 +948,10 @@ _FONT_CONFIG: Any = None
 """A WeasyPrint FontConfiguration that has laid out and written a sample page
 (:func:`warm_up_worker`), or None: each PDF then gets a new one, as WeasyPrint does."""
 
+_PRINT_CSS: Any = None
+"""report.css parsed once by WeasyPrint (a ``weasyprint.CSS``, :func:`warm_up_worker`), or
+None: each print page then carries it in its ``<style>``, parsed by every PDF job."""
+
 _WARM_UP_BODY = ("<h1>Warm-up</h1><p class=\"meta\">0123456789 ,.;:()–km² <b>bold</b> <i>italic</i></p>"
                  "<h2>Table</h2><h3>Rows</h3><table class=\"fixed\"><thead><tr><th>Name</th><th>Value</th></tr>"
                  "</thead><tbody><tr><th>Row</th><td class=\"num\">1,234<div class=\"note\">note</div></td>"
@@ -963,10 +971,17 @@ def warm_up_worker() -> None:
     would add fonts to it), and each job has its own copy after the fork. The PDFs are
     byte-identical to those written with a new configuration (tests/test_reports_pdf).
 
+    The report CSS is parsed here too (:data:`_PRINT_CSS`; a twentieth of a small PDF's
+    CPU time when every job parsed it from the page's ``<style>``). WeasyPrint gives a
+    stylesheet passed to ``write_pdf`` the user origin, below the author's: the print page
+    then has no author rules but its ``<col style="width:...">`` attributes, which no rule
+    of report.css sets, so every element gets the same computed style (PDFs byte-identical,
+    tests/test_reports.py).
+
     The templates are compiled here too (Jinja keeps them in its environment): compiling
     them took each job about 0.04 s; and the charts module is warmed up
     (:func:`cami_geo.render.charts.warm_up`)."""
-    global _FONT_CONFIG
+    global _FONT_CONFIG, _PRINT_CSS
     env = environment()
     for name in env.list_templates():
         env.get_template(name)
@@ -983,17 +998,21 @@ def warm_up_worker() -> None:
         logging.getLogger("weasyprint").setLevel(logging.ERROR)
         logging.getLogger("fontTools").setLevel(logging.ERROR)
         font_config = FontConfiguration()
-        html = f"<!DOCTYPE html><html><head><style>{_css()}</style></head><body>{_WARM_UP_BODY}</body></html>"
-        weasyprint.HTML(string=html, base_url=".").render(font_config=font_config).write_pdf(io.BytesIO())
-        _FONT_CONFIG = font_config
+        sheet = weasyprint.CSS(string=str(_css()), font_config=font_config)
+        html = f"<!DOCTYPE html><html><head><style></style></head><body>{_WARM_UP_BODY}</body></html>"
+        weasyprint.HTML(string=html, base_url=".").render(font_config=font_config, stylesheets=[sheet]).write_pdf(
+            io.BytesIO())
+        _FONT_CONFIG, _PRINT_CSS = font_config, sheet
     except Exception as exc:  # noqa: BLE001 - without it, every PDF is written the usual way
         log.debug("WeasyPrint warm-up failed: %s", exc)
-        _FONT_CONFIG = None
+        _FONT_CONFIG = _PRINT_CSS = None
 
 
-def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = None) -> None:
+def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = None, *,
+              stylesheet: Any = None) -> None:
     """Render the print HTML to PDF with WeasyPrint (metadata dates come from the HTML);
-    ``images``: the PNGs the page refers to by URL (:func:`print_context`)."""
+    ``images``: the PNGs the page refers to by URL (:func:`print_context`); ``stylesheet``:
+    a parsed ``weasyprint.CSS`` for a page rendered without its own (:data:`_PRINT_CSS`)."""
     weasyprint = _import_weasyprint()
 
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
@@ -1002,7 +1021,8 @@ def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = Non
     fetcher = _image_fetcher(images) if images else None
     _parse_array_types_directly()
     with _png_data_as_is(), _colours_converted_once():
-        weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(str(path), font_config=_FONT_CONFIG)
+        weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(
+            str(path), font_config=_FONT_CONFIG, stylesheets=[stylesheet] if stylesheet is not None else None)
 
 
 class _ParsedTypes(dict):
@@ -1253,37 +1273,43 @@ def _write_documents(template: str, ctx: dict[str, Any], outputs: dict[str, Any]
         write_report_docx(ctx, outputs["docx"])
     with _writing(outputs["pdf"]):
         images: dict[str, bytes] | None = {} if _image_fetcher({}) is not None else None
-        write_pdf(render_html(template, print_context(ctx, images), for_print=True), outputs["pdf"], images)
+        sheet = _PRINT_CSS
+        html = render_html(template, print_context(ctx, images), for_print=True, inline_css=sheet is None)
+        write_pdf(html, outputs["pdf"], images, stylesheet=sheet)
     log.info("wrote %s, %s and %s", outputs["html"], outputs["docx"], outputs["pdf"])
 
 
 def run_report_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
     """Write a species' status report (HTML, DOCX, PDF), status form (DOCX) and article
-    draft (HTML, Markdown). The species slug is the stem of ``outputs['html']``."""
-    from .docx_writer import write_form_docx
+    draft (HTML, Markdown). The species slug is the stem of ``outputs['html']``. Runs without
+    the cyclic garbage collector (:func:`cami_geo.render.cycles.no_cycle_collection`)."""
+    with no_cycle_collection():
+        from .docx_writer import write_form_docx
 
-    slug = _stem(outputs)
-    registry = _registry(params)
-    ctx = species_context(slug, Tables(inputs), registry, inputs, params)
-    _write_documents("species_report.html", ctx, outputs)
-    if outputs.get("form"):
-        with _writing(outputs["form"]):
-            write_form_docx(ctx, outputs["form"])
-    if outputs.get("article_html"):
-        _write_text(outputs["article_html"], environment().get_template("article.html").render(
-            **ctx, css=_css(), for_print=False,
-            lead=article_lead(ctx), figures=article_figures(ctx), sources=article_sources(ctx)))
-    if outputs.get("article_md"):
-        link = ""
-        if inputs.get("map_png") and ctx["map"]["png"]:
-            link = os.path.relpath(Path(inputs["map_png"]).resolve(), Path(outputs["article_md"]).resolve().parent)
-            link = Path(link).as_posix().replace(" ", "%20").replace("(", "%28").replace(")", "%29")
-        _write_text(outputs["article_md"], article_markdown(ctx, link))
+        slug = _stem(outputs)
+        registry = _registry(params)
+        ctx = species_context(slug, Tables(inputs), registry, inputs, params)
+        _write_documents("species_report.html", ctx, outputs)
+        if outputs.get("form"):
+            with _writing(outputs["form"]):
+                write_form_docx(ctx, outputs["form"])
+        if outputs.get("article_html"):
+            _write_text(outputs["article_html"], environment().get_template("article.html").render(
+                **ctx, css=_css(), for_print=False,
+                lead=article_lead(ctx), figures=article_figures(ctx), sources=article_sources(ctx)))
+        if outputs.get("article_md"):
+            link = ""
+            if inputs.get("map_png") and ctx["map"]["png"]:
+                link = os.path.relpath(Path(inputs["map_png"]).resolve(), Path(outputs["article_md"]).resolve().parent)
+                link = Path(link).as_posix().replace(" ", "%20").replace("(", "%28").replace(")", "%29")
+            _write_text(outputs["article_md"], article_markdown(ctx, link))
 
 
 def run_report_country_stage(inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> None:
-    """Write a Range State profile (HTML, DOCX, PDF). The ISO3 code is the stem of ``outputs['html']``."""
-    iso3 = _stem(outputs)
-    registry = _registry(params)
-    ctx = country_context(iso3, Tables(inputs), registry, inputs, params)
-    _write_documents("country_report.html", ctx, outputs)
+    """Write a Range State profile (HTML, DOCX, PDF). The ISO3 code is the stem of ``outputs['html']``.
+    Runs without the cyclic garbage collector (:func:`cami_geo.render.cycles.no_cycle_collection`)."""
+    with no_cycle_collection():
+        iso3 = _stem(outputs)
+        registry = _registry(params)
+        ctx = country_context(iso3, Tables(inputs), registry, inputs, params)
+        _write_documents("country_report.html", ctx, outputs)
