@@ -831,6 +831,26 @@ def test_print_page_without_inline_css(built):
     assert without == with_css.replace(str(reports._css()), "")
 
 
+def test_docx_from_warmed_up_template_is_byte_identical(built, tmp_path, monkeypatch):
+    """Documents copied from the default document the worker opened once are the documents
+    python-docx opens for each of them."""
+    from cami_geo.render import docx_writer
+
+    ctx = reports.species_context("panthera_uncia", reports.Tables(built["inputs"]), reports._registry(PARAMS),
+                                  built["inputs"], PARAMS)
+    monkeypatch.setattr(docx_writer, "_TEMPLATE", None)
+    cold = [tmp_path / "cold.docx", tmp_path / "cold_form.docx"]
+    docx_writer.write_report_docx(ctx, cold[0])
+    docx_writer.write_form_docx(ctx, cold[1])
+    docx_writer.warm_up()
+    assert docx_writer._TEMPLATE is not None
+    for i in range(2):  # the template itself is left as it was
+        warm = [tmp_path / f"warm{i}.docx", tmp_path / f"warm{i}_form.docx"]
+        docx_writer.write_report_docx(ctx, warm[0])
+        docx_writer.write_form_docx(ctx, warm[1])
+        assert [p.read_bytes() for p in warm] == [p.read_bytes() for p in cold]
+
+
 def test_array_types_made_as_cffi_parses_them():
     """WeasyPrint's cffi instance gets "NAME[n]" array types without parsing them: the same
     ctype objects cffi's parser gives; other declarations still parsed by cffi."""

@@ -75,8 +75,20 @@ def _heading(doc: Any, text: str, level: int) -> Any:
     return _add_paragraph(doc, text, "Title" if level == 0 else f"Heading {level}")
 
 
+_TEMPLATE: Any = None
+"""python-docx's default document as :func:`warm_up` opened it, or None."""
+
+
+def warm_up() -> None:
+    """Stage worker warm-up (:func:`cami_geo.render.reports.warm_up_worker`): open python-docx's
+    default document once. A job's documents are deep copies of it (about half the time of
+    opening it: reading the package and parsing its parts), two or three per job."""
+    global _TEMPLATE
+    _TEMPLATE = Document()
+
+
 def _new_document(ctx: dict[str, Any], title: str, *, landscape: bool) -> Any:
-    doc = Document()
+    doc = copy.deepcopy(_TEMPLATE) if _TEMPLATE is not None else Document()
     cp = doc.core_properties
     when = _doc_date(ctx)
     cp.title = clean_text(title)[:250]

@@ -980,7 +980,8 @@ def warm_up_worker() -> None:
 
     The templates are compiled here too (Jinja keeps them in its environment): compiling
     them took each job about 0.04 s; and the charts module is warmed up
-    (:func:`cami_geo.render.charts.warm_up`)."""
+    (:func:`cami_geo.render.charts.warm_up`), and python-docx's default document opened
+    (:func:`cami_geo.render.docx_writer.warm_up`)."""
     global _FONT_CONFIG, _PRINT_CSS
     env = environment()
     for name in env.list_templates():
@@ -991,6 +992,12 @@ def warm_up_worker() -> None:
         warm_up()
     except Exception as exc:  # noqa: BLE001 - the jobs then pay for it, as without the worker
         log.debug("chart warm-up failed: %s", exc)
+    try:
+        from .docx_writer import warm_up as warm_up_docx
+
+        warm_up_docx()
+    except Exception as exc:  # noqa: BLE001 - each document is then opened the usual way
+        log.debug("DOCX warm-up failed: %s", exc)
     try:
         weasyprint = _import_weasyprint()
         from weasyprint.text.fonts import FontConfiguration
