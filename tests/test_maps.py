@@ -375,6 +375,40 @@ def test_million_records_aggregate_small(tmp_path):
     assert elapsed < 60, elapsed
 
 
+def test_cell_cap_shared_by_the_layers_of_a_country_map(tmp_path, monkeypatch):
+    """MAX_CELLS holds for a Range State map as a whole: a species whose cells fit its share
+    keeps its own (0.1 deg) grid, the large ones are coarsened to fit what is left; the page
+    and the grid note show those cells."""
+    import cami_geo.render.maps as maps
+    from cami_geo.render.maps import run_map_country_stage
+
+    cap = 20
+    monkeypatch.setattr(maps, "MAX_CELLS", cap)
+    frames = []
+    for slug, name, n_grid, seed in (("saiga_tatarica", "Saiga tatarica", 3, 3),
+                                     ("panthera_uncia", "Panthera uncia", 40, 1),
+                                     ("ovis_ammon", "Ovis ammon", 40, 2)):
+        occ = occurrences(n_grid, seed=seed, payloads=False)
+        occ["species"], occ["species_slug"] = name, slug
+        frames.append(occ)
+    occ = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")
+    inputs, outputs, params = country_job(tmp_path)
+    write_gpkg(Path(inputs["public"]), occ, threats(), ranges())
+    own_grid = {slug: maps.occurrence_cells(f[f["occurrence_status"] == "present"], max_cells=10**9)
+                for slug, f in zip(("saiga_tatarica", "panthera_uncia", "ovis_ammon"), frames)}
+    assert sum(len(c) for c in own_grid.values()) > cap  # the test needs layers that exceed the cap together
+
+    run_map_country_stage(inputs, outputs, params)
+    html = Path(outputs["html"]).read_text(encoding="utf-8")
+    parts = {p["name"]: p for p in _points_parts(html)}
+    assert sum(len(p["pts"]) for p in parts.values()) <= cap
+    small = parts["Saiga tatarica: records"]
+    assert small["steps"] == [0.1] and len(small["pts"]) == len(own_grid["saiga_tatarica"])
+    for name in ("Panthera uncia: records", "Ovis ammon: records"):
+        assert min(parts[name]["steps"]) > 0.1
+    assert "aggregated to cells of 0.1&deg; or coarser" in html
+
+
 def test_same_inputs_same_bytes(species_map, tmp_path):
     from cami_geo.render.maps import run_map_species_stage
 

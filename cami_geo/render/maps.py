@@ -13,8 +13,9 @@ Safety and reproducibility:
   before it is put in a popup, tooltip or label; the JSON carrying it is made safe inside
   ``<script>`` as well;
 - occurrence points are aggregated to grid cells no finer than each record's public grid
-  (its ``sensitivity``), coarser when there are more than ``MAX_CELLS`` cells, so the page
-  stays small for a million records; records without a public location (withheld) are
+  (its ``sensitivity``), coarser when the map's cell layers together would have more than
+  ``MAX_CELLS`` cells (:func:`shared_occurrence_cells`), so the page stays small for a million
+  records; records without a public location (withheld) are
   shown only as presence per Range State;
 - folium element ids are derived from the map's name (:func:`deterministic_ids`), so the
   same inputs give the same bytes;
@@ -74,7 +75,8 @@ UN_DISCLAIMER = (
 """The UN formula CMS maps carry; used when the configuration gives no maps.disclaimer."""
 
 MAX_CELLS = 20_000
-"""Most occurrence markers on one map; beyond this the grid is coarsened."""
+"""Most occurrence markers on one map, all its cell layers together (:func:`shared_occurrence_cells`);
+beyond this the grid is coarsened."""
 
 DETAIL_RECORDS = 5_000
 """Popups list individual records (locality, recorder, date) only up to this many records."""
@@ -498,6 +500,10 @@ def record_values(occ: gpd.GeoDataFrame) -> RecordValues:
         uncertainty=pd.to_numeric(_col(occ, "coordinate_uncertainty_m"), errors="coerce").to_numpy(dtype=float))
 
 
+CELL_COLUMNS = ["lat", "lon", "decimals", "step", "n", "synthetic", "popup"]
+"""The columns of a cell layer (:func:`occurrence_cells`)."""
+
+
 def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
                      detail_records: int = DETAIL_RECORDS, rows: np.ndarray | None = None,
                      located: np.ndarray | None = None, values: RecordValues | None = None) -> pd.DataFrame:
@@ -510,29 +516,37 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     (0.1deg -> 0.1 deg cells); when that gives more than ``max_cells`` cells the grid is
     coarsened (COARSER_GRIDS) until it does not. ``rows`` (a boolean mask over ``occ``) limits
     the records used without copying the frame; ``located`` is ``_located(occ.geometry)`` and
-    ``values`` is ``record_values(occ)`` when the caller has them already.
+    ``values`` is ``record_values(occ)`` when the caller has them already. Several layers of
+    one map share the map's MAX_CELLS through :func:`shared_occurrence_cells`.
 
     Vectorised: a cell is identified by an integer key (grid level, row, column) computed
     with numpy; aggregates come from ``bincount``/grouped reductions over that key and the
     popups are built per cell from plain Python lists, never with a per-group pandas loop.
     """
-    cols = ["lat", "lon", "decimals", "step", "n", "synthetic", "popup"]
     if occ is None or len(occ) == 0:
-        return pd.DataFrame(columns=cols)
+        return pd.DataFrame(columns=CELL_COLUMNS)
+    values = record_values(occ) if values is None else values
+    pos = _cell_records(occ, rows, located, values)
+    return _cells_on_grid(occ, values, pos, _grids(values, pos), max_cells, detail_records)
+
+
+def _cell_records(occ: gpd.GeoDataFrame, rows: np.ndarray | None, located: np.ndarray | None,
+                  values: RecordValues) -> np.ndarray:
+    """Positions in ``occ`` of the records that go into cells: located, with finite
+    coordinates, and among ``rows`` (a boolean mask; None: all)."""
     use = _located(occ.geometry) if located is None else located.copy()
     if rows is not None:
         use &= np.asarray(rows, dtype=bool)
     pos = np.flatnonzero(use)
-    if len(pos) == 0:
-        return pd.DataFrame(columns=cols)
-    values = record_values(occ) if values is None else values
+    finite = np.isfinite(values.x[pos]) & np.isfinite(values.y[pos])
+    return pos if finite.all() else pos[finite]  # a point without usable coordinates belongs to no cell
+
+
+def _grids(values: RecordValues, pos: np.ndarray):
+    """The records ``pos`` placed on each grid of COARSER_GRIDS in turn, finest (each record's
+    own grid) first: ``(step, decimals, row, column, cell code per record, cell keys)``, step in
+    degrees. A generator: a grid is computed only when the one before has too many cells."""
     x, y = values.x[pos], values.y[pos]
-    finite = np.isfinite(x) & np.isfinite(y)
-    if not finite.all():  # a point without usable coordinates belongs to no cell
-        pos = pos[finite]
-        if len(pos) == 0:
-            return pd.DataFrame(columns=cols)
-        x, y = x[finite], y[finite]
     own_d = values.decimals[pos]
     own_step = 10.0 ** -own_d
     for level_step, level_dec in COARSER_GRIDS:
@@ -543,8 +557,46 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
         # on the grid itself, and either way the corner has no more decimals than the grid
         iy = np.floor(y / step + 1e-6)
         ix = np.floor(x / step + 1e-6)
-        key = _cell_key(step, iy, ix)
-        codes, uniques = pd.factorize(key)
+        codes, uniques = pd.factorize(_cell_key(step, iy, ix))
+        yield step, d, iy, ix, codes, uniques
+
+
+def shared_occurrence_cells(occ: gpd.GeoDataFrame, layers: list[np.ndarray], *, located: np.ndarray | None = None,
+                            values: RecordValues | None = None, max_cells: int | None = None) -> list[pd.DataFrame]:
+    """:func:`occurrence_cells` of each layer's records (``layers``: boolean masks over ``occ``),
+    all layers of a map together at most ``max_cells`` (default MAX_CELLS) cells, shared by
+    water-filling: layers are served from the fewest cells on their own grids up, each getting
+    an equal part of what is left; a layer whose cells fit its part keeps its own grid (and
+    leaves the rest to the others), a larger one is coarsened to fit its part. Only when even
+    the coarsest grid (COARSER_GRIDS) has more cells than a layer's part can the map exceed
+    the cap."""
+    max_cells = MAX_CELLS if max_cells is None else max_cells
+    if occ is None or len(occ) == 0:
+        return [pd.DataFrame(columns=CELL_COLUMNS) for _ in layers]
+    values = record_values(occ) if values is None else values
+    located = _located(occ.geometry) if located is None else located
+    positions = [_cell_records(occ, rows, located, values) for rows in layers]
+    grids = [_grids(values, pos) for pos in positions]
+    finest = [next(g) if len(pos) else None for g, pos in zip(grids, positions)]
+    demand = [0 if f is None else len(f[5]) for f in finest]
+    out = [pd.DataFrame(columns=CELL_COLUMNS) for _ in layers]
+    left = max_cells
+    waiting = sorted((i for i in range(len(layers)) if demand[i]), key=lambda i: (demand[i], i))
+    for k, i in enumerate(waiting):
+        part = left // (len(waiting) - k)
+        out[i] = _cells_on_grid(occ, values, positions[i], itertools.chain([finest[i]], grids[i]), part,
+                                DETAIL_RECORDS)
+        left = max(0, left - len(out[i]))
+    return out
+
+
+def _cells_on_grid(occ: gpd.GeoDataFrame, values: RecordValues, pos: np.ndarray, grids, max_cells: int,
+                   detail_records: int) -> pd.DataFrame:
+    """The cells (:func:`occurrence_cells`) of the records ``pos`` on the first of ``grids``
+    (:func:`_grids`) with at most ``max_cells`` cells, else on the last."""
+    if len(pos) == 0:
+        return pd.DataFrame(columns=CELL_COLUMNS)
+    for step, d, iy, ix, codes, uniques in grids:
         if len(uniques) <= max_cells:
             break
     n_cells = len(uniques)
@@ -568,7 +620,7 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     lines = [details[i] for i in order.tolist()] if details is not None else None
     popups = _cell_popups(c_lat, c_lon, c_d, c_step, n, n_syn, y_min[order], y_max[order], u_max[order], lines)
     return pd.DataFrame({"lat": c_lat, "lon": c_lon, "decimals": c_d.astype(np.int64), "step": c_step,
-                         "n": n.astype(np.int64), "synthetic": n_syn > 0, "popup": popups}, columns=cols)
+                         "n": n.astype(np.int64), "synthetic": n_syn > 0, "popup": popups}, columns=CELL_COLUMNS)
 
 
 def _cell_key(step: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
@@ -995,11 +1047,10 @@ def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.
     absent = _absent(occ)
     occ_located = _located(occ.geometry)
     occ_values = record_values(occ)
-    cells = occurrence_cells(occ, rows=~absent, located=occ_located, values=occ_values)
+    cells, acells = shared_occurrence_cells(occ, [~absent, absent], located=occ_located, values=occ_values)
     if len(cells):
         layers.append(LayerSpec("Occurrence records (aggregated)", "cells", cells))
         notes.append(_grid_note(cells))
-    acells = occurrence_cells(occ, rows=absent, located=occ_located, values=occ_values)
     if len(acells):
         layers.append(LayerSpec("Absence records (surveyed, not found)", "cells", acells, fill="#ffffff",
                                 stroke=sym.ABSENCE, synthetic_fill="#ffffff"))
@@ -1077,6 +1128,10 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
     present = ~_absent(occ)
     occ_located = _located(occ.geometry)
     occ_values = record_values(occ)
+    # the species' present records, as masks over occ (no copy of the frame per species); their
+    # cell layers share the map's MAX_CELLS
+    sp_present = [(occ_slug == slug) & present for slug in species]
+    sp_cells = shared_occurrence_cells(occ, sp_present, located=occ_located, values=occ_values)
     layers: list[LayerSpec] = []
     sp_entries = []
     notes: list[str] = []
@@ -1092,14 +1147,12 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
         rl = range_layer(sp_rng, colour=colour)
         if rl is not None:
             layers.append(LayerSpec(f"{name}: range", "features", rl))
-        # the species' present records, as a mask over occ (no copy of the frame per species)
-        sp_present = (occ_slug == slug) & present
-        cells = occurrence_cells(occ, rows=sp_present, located=occ_located, values=occ_values)
+        cells = sp_cells[i]
         if len(cells):
             layers.append(LayerSpec(f"{name}: records", "cells", cells, fill=colour, stroke="#333333",
                                     synthetic_fill=colour))
             grid_notes.append(float(cells["step"].min()))
-        withheld = _withheld_by_country(occ, rows=sp_present, located=occ_located)
+        withheld = _withheld_by_country(occ, rows=sp_present[i], located=occ_located)
         n_withheld = int(withheld["n"].sum()) if len(withheld) else 0
         if n_withheld:
             parts.append(f"{n_withheld:,} records, locations withheld")
