@@ -194,35 +194,77 @@ def test_svg_embedded_raster_same_pixels_as_pil():
     assert not isinstance(_FastPNGImage.fromarray(np.zeros((4, 4), dtype=np.uint8)), _FastPNGImage)
 
 
+def _text_page(canvas_class, svg_path=None) -> np.ndarray | bytes:
+    """A page of text at several sizes, styles, angles and positions within a pixel, drawn by
+    ``canvas_class``: its pixels (Agg), or with ``svg_path`` its SVG's bytes."""
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    with matplotlib.rc_context({"font.family": "DejaVu Sans", "svg.hashsalt": "test", "svg.fonttype": "none"}):
+        fig = Figure(figsize=(3, 2))
+        canvas_class(fig)
+        for i in range(12):
+            fig.text(0.013 * i + 0.003 * (i % 5), 0.08 * i + 0.0011 * i, "Saiga, 1,000 – 9,999 km² $x$ Ωé",
+                     fontsize=5 + i * 0.7, fontweight="bold" if i % 3 == 0 else "normal",
+                     style="italic" if i % 4 == 1 else "normal", rotation=(0, 0, 30, 90)[i % 4],
+                     color="#3b3b3b", alpha=0.6 if i % 2 else None)
+        fig.text(0.5, 0.5, "Legend entry", fontsize=6.5)
+        fig.legend([matplotlib.patches.Patch(color="red")], ["A wrapped\n  legend label"], loc="upper right")
+        if svg_path is not None:
+            fig.savefig(svg_path, format="svg", dpi=300, metadata={"Date": None, "Creator": None})
+            return Path(svg_path).read_bytes()
+        fig.set_dpi(300)
+        fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
 def test_kept_glyph_images_draw_matplotlibs_pixels():
     """Text drawn with kept glyph images (:data:`_GLYPH_IMAGES`), the first time and again (the
     images then kept), at several sizes, styles, angles and positions within a pixel, gives the
     pixels of matplotlib's own Agg canvas."""
-    import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
     from cami_geo.render import static
 
-    def draw(canvas_class) -> np.ndarray:
-        with matplotlib.rc_context({"font.family": "DejaVu Sans"}):
-            fig = Figure(figsize=(3, 2))
-            canvas_class(fig)
-            for i in range(12):
-                fig.text(0.013 * i + 0.003 * (i % 5), 0.08 * i + 0.0011 * i, "Saiga, 1,000 – 9,999 km² $x$ Ωé",
-                         fontsize=5 + i * 0.7, fontweight="bold" if i % 3 == 0 else "normal",
-                         style="italic" if i % 4 == 1 else "normal", rotation=(0, 0, 30, 90)[i % 4],
-                         color="#3b3b3b", alpha=0.6 if i % 2 else None)
-            fig.set_dpi(300)
-            fig.canvas.draw()
-            return np.asarray(fig.canvas.buffer_rgba()).copy()
-
-    theirs = draw(FigureCanvasAgg)
+    theirs = _text_page(FigureCanvasAgg)
     static._GLYPH_IMAGES.clear()
-    first = draw(static._canvas_class())
+    first = _text_page(static._canvas_class())
     assert static._GLYPH_IMAGES
-    again = draw(static._canvas_class())
+    again = _text_page(static._canvas_class())
     assert (first == theirs).all() and (again == theirs).all()
+
+
+def test_text_cache_file_gives_matplotlibs_drawing(tmp_path, monkeypatch):
+    """Text measured, laid out and rendered from the text cache as read back from its file (as a
+    later map job does) draws matplotlib's own pixels and SVG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from cami_geo.render import static, textcache
+
+    monkeypatch.setenv("CAMI_GEO_MAP_CACHE", str(tmp_path / "cache"))
+
+    def forget():
+        for kept in (textcache.metrics, textcache.layouts, textcache.glyphs, textcache._stored):
+            kept.clear()
+        textcache._state.update(file=None, new=0)
+
+    theirs_png = _text_page(FigureCanvasAgg)
+    theirs_svg = _text_page(FigureCanvasAgg, tmp_path / "theirs.svg")
+    forget()
+    try:
+        assert (_text_page(static._canvas_class()) == theirs_png).all()
+        assert _text_page(static._canvas_class(), tmp_path / "first.svg") == theirs_svg
+        textcache.write()
+        assert list((tmp_path / "cache").glob("text-*.pickle"))
+        forget()
+        textcache.read()
+        assert textcache.metrics and textcache.layouts and textcache._stored and not textcache.glyphs
+        assert (_text_page(static._canvas_class()) == theirs_png).all()
+        assert textcache.glyphs  # drawn from the file's images
+        assert _text_page(static._canvas_class(), tmp_path / "again.svg") == theirs_svg
+        assert not textcache._state["new"]  # nothing computed again
+    finally:
+        forget()
 
 
 def test_albers_transformer_from_pipeline_projects_as_from_crs():

@@ -13,16 +13,18 @@ to the visible frame (plus a margin, so that no clipping edge shows) and general
 (no geopandas plotting, which redraws the whole figure after every layer). Occurrence cells are
 drawn in runs of one size and colour, all runs of a layer by one artist (:func:`_marker_runs`);
 the SVG writer styles a run's markers once (:func:`_canvas_class`); the PNG is encoded by
-:func:`_png_bytes`. The PNG's text is drawn from glyph images kept per process
-(:data:`_GLYPH_IMAGES`; the stage worker's warm-up map fills it before jobs are forked): FreeType
+:func:`_png_bytes`. The PNG's text is drawn from glyph images kept (:data:`_GLYPH_IMAGES`): FreeType
 hints and renders a glyph only the first time it is drawn at a given size and position within
-a pixel.
+a pixel; those images, the strings' measurements (PNG and SVG) and their layouts are kept from
+one map job to the next (:mod:`cami_geo.render.textcache`), since most of a map's text (disclaimer,
+source, legend entries, country names) is on other maps too.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import os
 import re
 import textwrap
 from functools import lru_cache
@@ -34,6 +36,7 @@ import shapely
 from shapely.geometry import box
 
 from cami_geo.render import symbology as sym
+from cami_geo.render import textcache
 from cami_geo.render.png import png_bytes as _png_bytes
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -285,6 +288,7 @@ def render_static(content: "MapContent", *, png: str | Path | None, svg: str | P
     fx0, fy0, fx1, fy1 = pj.view
     dx, dy = pj.dx, pj.dy
 
+    textcache.read()
     rc = {"svg.hashsalt": "cami-geo", "svg.fonttype": "none", "font.family": "DejaVu Sans",
           "path.simplify": True}
     with matplotlib.rc_context(rc):
@@ -386,6 +390,7 @@ def render_static(content: "MapContent", *, png: str | Path | None, svg: str | P
         if svg:
             Path(svg).parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(svg, format="svg", dpi=dpi, metadata={"Date": None, "Creator": None})
+    textcache.write()
 
 
 def _in_view(geoms: np.ndarray, view) -> np.ndarray:
@@ -543,11 +548,30 @@ class _FastPNGImage:
             Path(fp).write_bytes(data)
 
 
-_GLYPH_IMAGES: dict = {}
-"""Glyph images rendered for the PNG, by font, size, dpi, glyph, transformation, position within
-the pixel (in 1/64 px) and hinting; each with its offset from the glyph's whole-pixel position."""
+_GLYPH_IMAGES: dict = textcache.glyphs
+"""Glyph images rendered for the PNG, by font file, size, dpi, glyph, transformation, position
+within the pixel (in 1/64 px) and hinting; each with its offset from the glyph's whole-pixel
+position. Kept from one map job to the next by :mod:`cami_geo.render.textcache`."""
 
 MAX_GLYPH_IMAGES = 20_000
+
+
+_FONT_KEYS: dict = {}
+
+
+def _font_key(prop) -> tuple:
+    """(font files as (path, face index), kerning factor, last-resort font) of a FontProperties:
+    what, besides size, dpi and hinting, the fonts matplotlib draws ``prop`` with depend on."""
+    import matplotlib
+    from matplotlib.font_manager import fontManager
+
+    paths = tuple(fontManager._find_fonts_by_props(prop))
+    key = _FONT_KEYS.get(paths)
+    if key is None:
+        files = tuple((os.path.realpath(getattr(p, "path", p)), int(getattr(p, "face_index", 0)))
+                      for p in paths)
+        key = _FONT_KEYS[paths] = files
+    return key, matplotlib.rcParams["text.kerning_factor"], matplotlib.rcParams["font.enable_last_resort"]
 
 
 @lru_cache(maxsize=1)
@@ -566,7 +590,7 @@ def _canvas_class():
     from matplotlib.backends.backend_mixed import MixedModeRenderer
     from matplotlib.backends import backend_svg
     from matplotlib.backends.backend_svg import RendererSVG
-    from matplotlib.ft2font import RenderMode
+    from matplotlib.ft2font import LoadFlags, RenderMode
     from PIL import Image as PILImage
 
     class _RendererSVG(RendererSVG):
@@ -577,6 +601,18 @@ def _canvas_class():
                 super().draw_markers(gc, marker_path, marker_trans, path, trans, rgbFace)
             finally:
                 del self._get_style
+
+        def get_text_width_height_descent(self, s, prop, ismath):
+            """``RendererSVG.get_text_width_height_descent`` (text to path, unhinted), kept
+            (:mod:`cami_geo.render.textcache`)."""
+            if ismath:
+                return super().get_text_width_height_descent(s, prop, ismath)
+            key = ("svg", LoadFlags.NO_HINTING.value, *_font_key(prop), prop.get_size_in_points(), 72, s)
+            value = textcache.metrics.get(key)
+            if value is None:
+                value = textcache.metrics[key] = super().get_text_width_height_descent(s, prop, ismath)
+                textcache.added()
+            return value
 
         def draw_image(self, gc, x, y, im, transform=None):
             """``RendererSVG.draw_image`` with the embedded PNG written by :func:`_png_bytes`
@@ -603,8 +639,12 @@ def _canvas_class():
             sin = math.sin(math.radians(angle))
             load_flags = get_hinting_flag()
             matrices = {}
+            fonts = {}
             height = int(self.height)
             for font, size, glyph_index, slant, extend, dx, dy in glyphs:  # dy is upwards.
+                font_id = fonts.get(id(font))
+                if font_id is None:
+                    font_id = fonts[id(font)] = (font.fname, font.face_index)
                 matrix = matrices.get((slant, extend))
                 if matrix is None:
                     matrix = matrices[slant, extend] = (
@@ -613,9 +653,9 @@ def _canvas_class():
                 delta = [round(0x40 * (x + dx * cos - dy * sin)),
                          # FreeType's y is upwards.
                          round(0x40 * (self.height - y + dx * sin + dy * cos))]
-                key = (font, size, self.dpi, glyph_index, matrix.tobytes(), delta[0] & 0x3F, delta[1] & 0x3F,
-                       load_flags)
-                image = _GLYPH_IMAGES.get(key)
+                key = (*font_id, size, self.dpi, glyph_index, matrix.tobytes(), delta[0] & 0x3F, delta[1] & 0x3F,
+                       load_flags.value)
+                image = textcache.glyph(key)
                 if image is None:
                     font.set_size(size, self.dpi)
                     font._set_transform(matrix, delta)
@@ -624,12 +664,46 @@ def _canvas_class():
                         _GLYPH_IMAGES.clear()
                     image = _GLYPH_IMAGES[key] = (bitmap.buffer, bitmap.left - (delta[0] >> 6),
                                                   bitmap.top - (delta[1] >> 6))
+                    textcache.added()
                 buffer, left, top = image
                 # draw_text_image's y is downwards & the bitmap bottom side.
                 self._renderer.draw_text_image(buffer, left + (delta[0] >> 6),
                                                height - (top + (delta[1] >> 6)) + buffer.shape[0], 0, gc)
             if boxes:
                 super()._draw_text_glyphs_and_boxes(gc, x, y, angle, (), boxes)
+
+        def get_text_width_height_descent(self, s, prop, ismath):
+            """``RendererAgg.get_text_width_height_descent``, kept (:mod:`cami_geo.render.textcache`)."""
+            if ismath:
+                return super().get_text_width_height_descent(s, prop, ismath)
+            key = ("agg", get_hinting_flag().value, *_font_key(prop), prop.get_size_in_points(), self.dpi, s)
+            value = textcache.metrics.get(key)
+            if value is None:
+                value = textcache.metrics[key] = super().get_text_width_height_descent(s, prop, ismath)
+                textcache.added()
+            return value
+
+        def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
+            """``RendererAgg.draw_text`` with the string's layout kept (:mod:`cami_geo.render.textcache`)
+            when all its glyphs come from the first font file."""
+            if ismath:
+                return super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
+            font = self._prepare_font(prop)
+            flags = get_hinting_flag()
+            features = mtext.get_fontfeatures() if mtext is not None else None
+            language = mtext.get_language() if mtext is not None else None
+            size = prop.get_size_in_points()
+            key = ("agg", flags.value, *_font_key(prop), size, self.dpi, repr(features), repr(language), s)
+            kept = textcache.layouts.get(key)
+            if kept is None:
+                items = font._layout(s, flags=flags, features=features, language=language)
+                glyphs = [(item.ft_object, size, item.glyph_index, 0, 1, item.x, item.y) for item in items]
+                if all(item.ft_object is font for item in items):
+                    textcache.layouts[key] = tuple((item.glyph_index, item.x, item.y) for item in items)
+                    textcache.added()
+            else:
+                glyphs = [(font, size, glyph_index, 0, 1, gx, gy) for glyph_index, gx, gy in kept]
+            self._draw_text_glyphs_and_boxes(gc, x, y, angle, glyphs, [])
 
     class _Canvas(FigureCanvasAgg):
         def get_renderer(self):
