@@ -25,6 +25,8 @@ from .errors import InputError
 from .model import CRS_WGS84
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Iterable
+
     import geopandas as gpd
     import pandas as pd
 
@@ -91,12 +93,14 @@ def polygonal(geom):
     return shapely.union_all(parts) if parts else None
 
 
-def load_boundaries(path: str | Path, *, layer: str | None = None, id_field: str = "iso3") -> gpd.GeoDataFrame:
+def load_boundaries(path: str | Path, *, layer: str | None = None, id_field: str = "iso3",
+                    ids: Iterable[str] | None = None) -> gpd.GeoDataFrame:
     """Load a boundary layer and return it in EPSG:4326 indexed by ISO alpha-3.
 
     Any polygon layer GDAL reads works, as long as ``id_field`` holds ISO alpha-3 codes.
     Invalid geometries are repaired. Raises :class:`InputError` with one sentence when
-    the file or the field is missing.
+    the file or the field is missing. ``ids``: keep only the features with these codes,
+    before the validity check and repair (most of the time here, for every feature).
     """
     import pyogrio
 
@@ -109,6 +113,8 @@ def load_boundaries(path: str | Path, *, layer: str | None = None, id_field: str
         raise InputError(f"Boundary layer {path} cannot be read: {exc}") from None
     if id_field not in gdf.columns:
         raise InputError(f"Boundary layer {path} has no field {id_field!r} (fields: {', '.join(map(str, gdf.columns))}).")
+    if ids is not None:
+        gdf = gdf[gdf[id_field].isin(list(ids))]
     if gdf.crs is None:
         gdf = gdf.set_crs(CRS_WGS84)
     gdf = gdf.to_crs(CRS_WGS84)

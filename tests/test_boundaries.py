@@ -29,6 +29,17 @@ def test_ellipsoidal_area_matches_published(boundaries_path, iso3):
     assert area == pytest.approx(PUBLISHED_AREA_KM2[iso3], rel=0.02)
 
 
+def test_only_the_given_ids_are_loaded_and_equal_to_the_whole_layer(boundaries_path):
+    import shapely
+
+    whole = load_boundaries(boundaries_path, layer="countries")
+    some = load_boundaries(boundaries_path, layer="countries", ids=["UZB", "KAZ", "XXX"])
+    assert list(some.index) == ["KAZ", "UZB"]
+    assert list(some.columns) == list(whole.columns) and str(some.crs) == "EPSG:4326"
+    assert (shapely.to_wkb(some.geometry.values) == shapely.to_wkb(whole.loc[["KAZ", "UZB"]].geometry.values)).all()
+    assert load_boundaries(boundaries_path, layer="countries", ids=[]).empty
+
+
 def test_missing_or_wrong_layer_is_one_sentence(tmp_path, boundaries_path):
     with pytest.raises(InputError, match="does not exist"):
         load_boundaries(tmp_path / "nope.gpkg")

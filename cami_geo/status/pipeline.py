@@ -166,7 +166,9 @@ def read_geoparquet(source: Any):
 
 def warm_up_worker() -> None:
     """Stage worker hook (:mod:`cami_geo.stageworker`), run once before it forks jobs: the
-    CRS of an EPSG:4326 GeoParquet file, parsed (:func:`_crs_of`) for every job to inherit."""
+    CRS of an EPSG:4326 GeoParquet file, parsed (:func:`_crs_of`) and checked as
+    :func:`_conformed` does (PROJ's first EPSG look-up in a process takes about 25 ms), for
+    every job to inherit."""
     import io
 
     import geopandas as gpd
@@ -174,7 +176,7 @@ def warm_up_worker() -> None:
     buf = io.BytesIO()
     gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs="EPSG:4326")).to_parquet(buf, index=False)
     buf.seek(0)
-    read_geoparquet(buf)
+    _conformed(read_geoparquet(buf), [])
 
 
 def _read_layer(path: str | Path, layer: str, columns: list[str]):
@@ -291,16 +293,17 @@ def _settings(params: dict[str, Any]) -> dict[str, Any]:
 _BOUNDARY_CACHE: dict[tuple, Any] = {}
 
 
-def boundaries_cached(path: str | Path, layer: str | None, id_field: str):
-    """:func:`cami_geo.boundaries.load_boundaries`, read once per process and file version
-    (a Snakemake run executes the per-species jobs in one process)."""
+def boundaries_cached(path: str | Path, layer: str | None, id_field: str, ids: list[str] | None = None):
+    """:func:`cami_geo.boundaries.load_boundaries` (only the features of ``ids`` when given),
+    read once per process, file version and ``ids``."""
     from ..boundaries import load_boundaries
 
     p = Path(path)
-    key = (str(p.resolve()), p.stat().st_mtime_ns if p.exists() else 0, layer, id_field)
+    key = (str(p.resolve()), p.stat().st_mtime_ns if p.exists() else 0, layer, id_field,
+           None if ids is None else tuple(ids))
     if key not in _BOUNDARY_CACHE:
         _BOUNDARY_CACHE.clear()
-        _BOUNDARY_CACHE[key] = load_boundaries(p, layer=layer, id_field=id_field)
+        _BOUNDARY_CACHE[key] = load_boundaries(p, layer=layer, id_field=id_field, ids=ids)
     return _BOUNDARY_CACHE[key]
 
 
@@ -354,8 +357,9 @@ def prepare_species(clean: Any, boundaries: Any, settings: dict[str, Any], regis
     Range State."""
     sp = registry.species[slug]
     bcfg = settings.get("boundaries", {}) or {}
-    countries = boundaries_cached(boundaries, bcfg.get("layer"), bcfg.get("id_field", "iso3"))
     states = list(sp.range_states)
+    # only the Range States: the status and its layers use no other boundary
+    countries = boundaries_cached(boundaries, bcfg.get("layer"), bcfg.get("id_field", "iso3"), ids=states)
     rs = countries.reindex(states)
     valid_rs = rs[rs.geometry.notna()] if len(rs) else rs
 
