@@ -452,6 +452,21 @@ def test_locations_from_threat_features():
     assert threat_locations(lon, lat, thr.iloc[:0], buffer_km=5, crs=crs)[0] == 7
 
 
+def test_points_in_some_box_are_those_of_a_brute_force_check():
+    from cami_geo.status.threats import _in_some_box
+
+    rng = np.random.default_rng(3)
+    x, y = rng.uniform(0, 100, 2000), rng.uniform(0, 100, 2000)
+    x[:5], y[:5] = 10.0, 20.0  # on a box corner: inside
+    bounds = np.array([[10, 20, 30, 25], [50, 0, 51, 100], [np.nan] * 4, [70, 70, 60, 80]])
+    want = np.zeros(len(x), dtype=bool)
+    for x0, y0, x1, y1 in bounds:
+        want |= (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    got = _in_some_box(x, y, bounds)
+    assert got.tolist() == np.flatnonzero(want).tolist() and want[:5].all()
+    assert _in_some_box(x[:0], y[:0], bounds).size == 0 and _in_some_box(x, y, bounds[:0]).size == 0
+
+
 def test_stage_with_missing_layers_and_empty_tables(tmp_path):
     gpkg = tmp_path / "x.gpkg"
     gpd.GeoDataFrame({"iucn_code": ["4.1"]}, geometry=[shapely.LineString([(100, 44), (101, 44)])],

@@ -94,6 +94,18 @@ def infrastructure_share(threats, range_parts: pd.DataFrame, buffer_km: float, c
     return out
 
 
+def _in_some_box(x: np.ndarray, y: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Positions (ascending) of the points (x, y) within or on at least one of the boxes
+    ``bounds`` (rows xmin, ymin, xmax, ymax; NaN rows, of empty geometries, hold none)."""
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    hit = np.zeros(x.size, dtype=bool)
+    for x0, y0, x1, y1 in bounds:
+        sl = order[np.searchsorted(xs, x0, "left"):np.searchsorted(xs, x1, "right")]
+        hit[sl[(y[sl] >= y0) & (y[sl] <= y1)]] = True
+    return np.flatnonzero(hit)
+
+
 def threat_locations(lon, lat, threats, *, buffer_km: float, crs: str, method: str = "iucn",
                      cell_km: float = 10.0) -> tuple[int, str]:
     """Number of locations defined by threat features where given (IUCN: the area a single
@@ -118,9 +130,12 @@ def threat_locations(lon, lat, threats, *, buffer_km: float, crs: str, method: s
     lines = np.isin(kinds[use], [1, 5])
     proj = np.where(lines, shapely.buffer(proj, buffer_km * 1000.0), proj)
     x, y = tr.transform(ulon, ulat)
-    pts = shapely.points(np.column_stack([x, y]))
+    cand = _in_some_box(np.asarray(x), np.asarray(y), shapely.bounds(proj))
+    # point geometries only for the records in a feature's bounding box (usually a few %)
+    pts = shapely.points(np.column_stack([x, y])[cand])
     tree = shapely.STRtree(proj)
     pi, gi = tree.query(pts, predicate="within")
+    pi = cand[pi]
     assigned = np.zeros(ulon.size, dtype=bool)
     n_feat = 0
     if pi.size:
