@@ -428,3 +428,14 @@ def test_measures_stay_within_their_bounds(pts):
         whole = cb.eoo_km2(lon, lat, "iucn")
         part = cb.eoo_km2(lon[: len(lon) // 2], lat[: len(lat) // 2], "iucn")
         assert part <= whole * (1 + 1e-9) + 1e-9
+
+
+def test_aoo_points_of_is_none_when_every_point_is_usable():
+    rng = np.random.default_rng(11)
+    lon, lat = rng.uniform(60, 62, 500), rng.uniform(45, 46, 500)
+    usable = rng.random(500) < 0.8
+    assert cb.aoo_points_of(lon, lat, np.ones(500, dtype=bool)) is None
+    sub = cb.aoo_points_of(lon, lat, usable)
+    assert np.array_equal(sub[0], lon[usable]) and np.array_equal(sub[1], lat[usable])
+    # None (all usable) gives the same figures as passing every point again
+    assert cb.measures(lon, lat, aoo_points=None) == cb.measures(lon, lat, aoo_points=(lon, lat))

@@ -454,6 +454,13 @@ class Measures:
         return asdict(self)
 
 
+def aoo_points_of(lon: np.ndarray, lat: np.ndarray, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``aoo_points`` for :func:`measures`: the points (degrees) where the boolean mask
+    ``usable`` holds, or None when it holds for all of them (AOO then takes the points
+    :func:`measures` has already made unique and projected, the same ones)."""
+    return None if usable.all() else (lon[usable], lat[usable])
+
+
 def measures(lon: Any, lat: Any, method: str = "iucn", *, aoo_cell_km: float = 2.0,
              location_cell_km: float = 10.0, subpopulation_radius_km: float = 5.0,
              n_shifts: int = 4, aoo_points: tuple[Any, Any] | None = None,

@@ -481,7 +481,7 @@ def write_species_layers(clean_gpkg, boundaries_path, settings: dict[str, Any], 
             sel = present_iso3 == iso3
             if sel.any():
                 e = cb.measures(lon_all[sel], lat_all[sel], method, **kw,
-                                aoo_points=(lon_all[sel & aoo_ok], lat_all[sel & aoo_ok]), counts=False)
+                                aoo_points=cb.aoo_points_of(lon_all[sel], lat_all[sel], aoo_ok[sel]), counts=False)
                 eoo, aoo_v = e.eoo_km2, e.aoo_km2
         years = p_year[idx]
         years = years[np.isfinite(years)]

@@ -440,8 +440,8 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
         c_present = p_present[idx]
         pr = idx[c_present & ~np.isnan(p_lon[idx])]
         if len(pr):
-            ok = p_ok[pr]
-            e = cb.measures(p_lon[pr], p_lat[pr], method, **kw, aoo_points=(p_lon[pr][ok], p_lat[pr][ok]),
+            c_lon, c_lat = p_lon[pr], p_lat[pr]
+            e = cb.measures(c_lon, c_lat, method, **kw, aoo_points=cb.aoo_points_of(c_lon, c_lat, p_ok[pr]),
                             counts=False)
             eoo, aoo_v = e.eoo_km2, e.aoo_km2
         else:
@@ -489,7 +489,7 @@ def run_status_species_stage(inputs: dict[str, Any], outputs: dict[str, Any], pa
             by_country = by_country.join(rc, on="iso3")
 
     # species row
-    m = cb.measures(lon_all, lat_all, method, **kw, aoo_points=(lon_all[aoo_ok], lat_all[aoo_ok]),
+    m = cb.measures(lon_all, lat_all, method, **kw, aoo_points=cb.aoo_points_of(lon_all, lat_all, aoo_ok),
                     _unique=uniq_all)
     spop = species_population(by_country)
     trend, trend_method = species_trend(by_country, sp.iucn_population_trend)
