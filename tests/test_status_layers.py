@@ -268,6 +268,32 @@ def test_seasonal_ranges_in_ranges_module():
     assert df.at[(1, "UZB"), "range_share"] == pytest.approx(1.0, rel=1e-6)
 
 
+def test_union_of_polygons_takes_the_coverage_union_of_a_valid_coverage():
+    """Range States sharing edges: the coverage union, the same point set as union_all."""
+    from cami_geo.boundaries import load_boundaries
+    from cami_geo.status.ranges import union_of_polygons
+
+    rs = load_boundaries(BOUNDARIES, layer="countries", id_field="iso3").reindex(["KAZ", "UZB", "TKM"])
+    geoms = rs.geometry.values
+    assert shapely.coverage_is_valid(np.asarray(geoms))
+    u = union_of_polygons(geoms)
+    assert shapely.normalize(u).equals_exact(shapely.normalize(shapely.union_all(np.asarray(geoms))), 0)
+    assert union_of_polygons([]) is None and union_of_polygons([None]) is None
+
+
+@pytest.mark.parametrize("b", [shapely.box(1, 0, 3, 2),   # overlaps the first square
+                               shapely.box(2, 0, 3, 1)])  # shares part of an edge, vertices unmatched
+def test_union_of_polygons_falls_back_to_union_all_when_not_a_coverage(b):
+    from cami_geo.status.ranges import union_of_polygons
+
+    a = shapely.box(0, 0, 2, 2)
+    assert not shapely.coverage_is_valid(np.asarray([a, b]))
+    u = union_of_polygons([a, b])
+    assert u.is_valid and u.geom_type == "Polygon"
+    assert u.area == pytest.approx(shapely.union(a, b).area)
+    assert shapely.normalize(u).equals_exact(shapely.normalize(shapely.union_all([a, b])), 0)
+
+
 # --- empty inputs -------------------------------------------------------------------------
 def _layer_counts(path):
     return {str(n): pyogrio.read_info(path, layer=str(n))["features"] for n in pyogrio.list_layers(path)[:, 0]}

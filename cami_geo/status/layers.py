@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..io.vector import reproducible_gpkg
 from ..model import SEASONAL_CODES
 from . import criterion_b as cb
-from .ranges import geodesic_area_km2, geodesic_length_km, range_by_country, seasonal_ranges
+from .ranges import geodesic_area_km2, geodesic_length_km, range_by_country, seasonal_ranges, union_of_polygons
 
 log = logging.getLogger("cami_geo.status")
 
@@ -332,8 +332,7 @@ def range_layer(rng, rgeom, rsource: str, valid_rs, registry, species: str, slug
         for code, g in seasonal_ranges(rng).items():
             scopes.append((code, SEASONAL_CODES.get(code, str(code)), g,
                            f"range polygons (presence 1, seasonal {code})"))
-    rs_union = shapely.union_all(np.asarray([g for g in valid_rs.geometry.values if g is not None])) \
-        if len(valid_rs) else None
+    rs_union = union_of_polygons(valid_rs.geometry.values)
     rows = []
     for k, (code, name, geom, source) in enumerate(scopes):
         total = geodesic_area_km2(geom)

@@ -110,6 +110,23 @@ def range_by_country(range_geom, countries) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("iso3")
 
 
+def union_of_polygons(geoms):
+    """Union of polygons (EPSG:4326 or any planar CRS; None when there are none).
+
+    Boundary polygons such as the Range States usually form a *coverage* (no overlaps,
+    shared edges with the same vertices): their union is then
+    :func:`shapely.coverage_union_all`, which only drops the shared edges and is several
+    times faster than :func:`shapely.union_all`; the same point set, though the parts and
+    rings may come in another order. Polygons that overlap or whose shared edges do not
+    match (:func:`shapely.coverage_is_valid` is false) take :func:`shapely.union_all`."""
+    geoms = np.asarray([g for g in geoms if g is not None], dtype=object)
+    if not len(geoms):
+        return None
+    if shapely.coverage_is_valid(geoms):
+        return shapely.coverage_union_all(geoms)
+    return shapely.union_all(geoms)
+
+
 def _extant(range_gdf):
     pres = pd.to_numeric(range_gdf.get("presence", pd.Series(1, index=range_gdf.index)), errors="coerce")
     return range_gdf[pres.fillna(1).astype(int) == 1]
