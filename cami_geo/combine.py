@@ -196,8 +196,12 @@ def _empty(kind: str) -> pd.DataFrame:
 
 
 def _read_vector(path: str) -> gpd.GeoDataFrame:
+    """A GeoParquet file as geopandas reads it; the CRS parsed once per process
+    (:func:`cami_geo.status.pipeline.read_geoparquet`: PROJ takes ~35 ms per file for it)."""
+    from .status.pipeline import read_geoparquet
+
     try:
-        return gpd.read_parquet(path)
+        return read_geoparquet(path)
     except Exception as exc:  # the reader's message is kept, the traceback is not
         raise InputError(f"{path} cannot be read as GeoParquet: {exc}") from None
 
@@ -221,9 +225,16 @@ def _sort_records(frame: pd.DataFrame) -> pd.DataFrame:
     import pyarrow.compute as pc
 
     ids = pa.array(_text(frame["record_id"]).to_numpy(dtype=object), type=pa.large_string())
-    parts = pc.extract_regex(ids, r"^(?P<prefix>.*?)(?P<number>\d*)$")  # RE2: linear time
-    prefix = parts.field("prefix").to_numpy(zero_copy_only=False)
-    digits = parts.field("number")
+    if pc.any(pc.match_substring(ids, "\n")).as_py():
+        # '.' stops at a line break: such ids keep the whole-id pattern's (no) match
+        parts = pc.extract_regex(ids, r"^(?P<prefix>.*?)(?P<number>\d*)$")  # RE2: linear time
+        prefix = parts.field("prefix").to_numpy(zero_copy_only=False)
+        digits = parts.field("number")
+    else:
+        # the same split, ten times faster than the lazy pattern: the prefix is the id without
+        # its trailing ASCII digits, the number those digits
+        prefix = pc.utf8_rtrim(ids, characters="0123456789").to_numpy(zero_copy_only=False)
+        digits = pc.extract_regex(ids, r"(?P<number>\d*)$").field("number")
     number = pc.if_else(pc.equal(pc.utf8_length(digits), 0), None, digits)
     number = pc.fill_null(pc.cast(number, pa.float64()), -1.0).to_numpy()
     codes, _ = pd.factorize(pd.Series(prefix, dtype=object), sort=True)
