@@ -182,10 +182,10 @@ def _map_values(values: Any, mapping: dict[Any, Any], default: Any = np.nan, dty
 
 def _clean_text(values: Any, *, upper: bool = False) -> np.ndarray:
     """Object array of stripped text, '' for missing values."""
-    arr = np.asarray(pd.Series(values).astype(object).to_numpy(), dtype=object).copy()
-    missing = pd.isna(arr)
-    arr[missing] = ""
-    codes, uniques = pd.factorize(arr)
+    # a Series as it is (Arrow-backed text is factorised without making a million objects),
+    # anything else as an object array; missing values get code -1
+    values = values if isinstance(values, pd.Series) else _objects(values)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     clean = np.array([(str(u).strip().upper() if upper else str(u).strip()) for u in uniques] + [""], dtype=object)
     return clean[codes]
 
@@ -425,15 +425,45 @@ def finer_than_allowed(values: Any, levels: Any) -> np.ndarray:
 
 # -- record tables -------------------------------------------------------------------------
 
+def _objects(values: Any) -> np.ndarray:
+    """``values`` as an object array, through a Series (missing text as NaN); an object
+    array is taken as it is, its missing values unchanged."""
+    if isinstance(values, np.ndarray) and values.dtype == object:
+        return values
+    return np.asarray(pd.Series(values).astype(object).to_numpy(), dtype=object)
+
+
 def _append_note(existing: pd.Series | np.ndarray, note: np.ndarray | str, mask: np.ndarray) -> np.ndarray:
     """Object array: ``existing; note`` (or ``note`` when empty) where ``mask``, else unchanged."""
-    out = np.asarray(pd.Series(existing).astype(object).to_numpy(), dtype=object).copy()
+    out = _objects(existing).copy()
     if not mask.any():
         return out
     old = _clean_text(out[mask])
     add = np.full(old.shape, note, dtype=object) if isinstance(note, str) else np.asarray(note, dtype=object)[mask]
-    out[mask] = np.where(old == "", add, old + "; " + add)
+    out[mask] = _per_distinct(lambda o, a: a if o == "" else o + "; " + a, old, add)
     return out
+
+
+def _per_distinct(func: Any, *columns: np.ndarray) -> np.ndarray:
+    """Object array of ``func(a, b, ...)`` for the values of ``columns`` row by row, computed
+    once per distinct combination (a million records hold a few thousand)."""
+    codes = np.zeros(len(columns[0]), dtype=np.int64)
+    uniques = []
+    for col in columns:
+        c, u = pd.factorize(np.asarray(col), use_na_sentinel=False)
+        codes = codes * len(u) + c
+        uniques.append(u)
+    combo, distinct = pd.factorize(codes)
+    values = []
+    for code in distinct:
+        args = []
+        for u in reversed(uniques):
+            code, i = divmod(int(code), len(u))
+            args.append(u[i])
+        values.append(func(*reversed(args)))
+    table = np.empty(len(values), dtype=object)
+    table[:] = values
+    return table[combo]
 
 
 def _xy(geoms: np.ndarray, lon: pd.Series | None, lat: pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
@@ -554,10 +584,10 @@ def generalise_occurrences(gdf: gpd.GeoDataFrame, registry: Registry) -> gpd.Geo
 
     note = np.full(n, "", dtype=object)
     if located.any():
-        labels = _map_values(lv[located], _LABEL, "", dtype=object)
-        metres = np.nan_to_num(err[located]).astype(np.int64).astype(str).astype(object)
-        note[located] = ("Coordinates generalised to " + labels + " grid (cell centre) for species "
-                         "protection; uncertainty raised by " + metres + " m")
+        metres = np.nan_to_num(err[located]).astype(np.int64)
+        note[located] = _per_distinct(lambda level, m: f"Coordinates generalised to {_LABEL.get(level, '')} grid "
+                                      f"(cell centre) for species protection; uncertainty raised by {m} m",
+                                      lv[located], metres)
     dg = _append_note(out["data_generalizations"], note, located)
     dg = _append_note(dg, WITHHELD_GENERALIZATION, withheld)
     out["data_generalizations"] = pd.Series(dg, index=out.index, dtype=object)
