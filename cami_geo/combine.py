@@ -33,6 +33,7 @@ docs/architecture.md, "Incremental runs").
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -40,7 +41,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import geopandas as gpd
 import numpy as np
@@ -537,9 +538,72 @@ def _geometry_type(kind: str, gdf: gpd.GeoDataFrame) -> str:
     return "Unknown"
 
 
-def write_geopackage(path: str | Path, layers: dict[str, gpd.GeoDataFrame],
+@dataclasses.dataclass(frozen=True)
+class GpkgTable:
+    """A layer as the Arrow table pyogrio's ``write_dataframe(use_arrow=True)`` hands to GDAL
+    (:func:`gpkg_table`): the same table gives the same GeoPackage bytes as the frame, and
+    partitions are taken from it row by row without converting each again."""
+
+    table: Any
+    """pyarrow Table, each column in one piece; ``geometry`` as WKB."""
+    crs: str | None
+    geometry: str
+    """Name of the geometry column."""
+
+    def take(self, positions: np.ndarray) -> "GpkgTable":
+        return dataclasses.replace(self, table=self.table.take(positions))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+
+def gpkg_table(frame: gpd.GeoDataFrame, geometry_type: str) -> GpkgTable | None:
+    """``frame`` converted as ``pyogrio.write_dataframe(frame, geometry_type=geometry_type,
+    promote_to_multi=geometry_type.startswith("Multi"), use_arrow=True)`` converts it; None
+    when a column's conversion could depend on which rows are written (object columns of
+    other values than text, datetimes with a time zone, categories): such a frame's
+    partitions are converted one by one by pyogrio itself.
+
+    Text columns holding only missing values become ``string`` (pyogrio turns Arrow's null
+    type into ``string``), so a partition taken from this table has the types pyogrio would
+    give the partition's own rows.
+    """
+    import pyarrow as pa
+    from geopandas.array import to_wkb
+
+    name = frame.geometry.name
+    for col, dtype in frame.dtypes.items():
+        if col == name:
+            continue
+        if isinstance(dtype, (pd.DatetimeTZDtype, pd.CategoricalDtype)):
+            return None
+        if dtype == "object" and pd.api.types.infer_dtype(frame[col]) not in ("string", "empty"):
+            return None
+    crs = None
+    if frame.crs:
+        epsg = frame.crs.to_epsg()
+        crs = f"EPSG:{epsg}" if epsg else frame.crs.to_wkt("WKT1_GDAL")
+    values = np.asarray(frame.geometry.values, dtype=object)
+    if geometry_type.startswith("Multi") and len(values):
+        values = values.copy()
+        type_id = shapely.get_type_id(values)
+        for single, make in ((0, shapely.multipoints), (1, shapely.multilinestrings), (3, shapely.multipolygons)):
+            mask = type_id == single
+            if mask.any():
+                values[mask] = make(np.atleast_2d(values[mask]), axis=0)
+    df = pd.DataFrame(frame, copy=False)
+    df[name] = to_wkb(gpd.array.from_shapely(values))
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type):
+            table = table.set_column(i, field.with_type(pa.string()), table[i].cast(pa.string()))
+    return GpkgTable(table.combine_chunks(), crs, name)
+
+
+def write_geopackage(path: str | Path, layers: dict[str, gpd.GeoDataFrame | GpkgTable],
                      geometry_types: dict[str, str]) -> None:
-    """Write ``layers`` (name -> frame) into one GeoPackage, replacing the file.
+    """Write ``layers`` (name -> frame, or the frame's :class:`GpkgTable`) into one
+    GeoPackage, replacing the file.
 
     Every layer is created even when empty (with its declared geometry type and fields);
     timestamps are fixed (see :data:`GPKG_TIMESTAMP`) so the same frames give the same
@@ -554,8 +618,12 @@ def write_geopackage(path: str | Path, layers: dict[str, gpd.GeoDataFrame],
         with reproducible_gpkg():
             for name, frame in layers.items():
                 gtype = geometry_types[name]
-                pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", geometry_type=gtype,
-                                        promote_to_multi=gtype.startswith("Multi"), use_arrow=True)
+                if isinstance(frame, GpkgTable):
+                    pyogrio.write_arrow(frame.table, tmp, layer=name, driver="GPKG", geometry_name=frame.geometry,
+                                        geometry_type=gtype, crs=frame.crs)
+                else:
+                    pyogrio.write_dataframe(frame, tmp, layer=name, driver="GPKG", geometry_type=gtype,
+                                            promote_to_multi=gtype.startswith("Multi"), use_arrow=True)
         os.replace(tmp, path)
     except Exception as exc:
         if tmp.exists():
@@ -574,19 +642,30 @@ def partition(frame: gpd.GeoDataFrame, slug: str, *, include_unassigned: bool,
     ``slugs`` may pass the frame's stripped ``species_slug`` values, computed once for
     many partitions.
     """
+    return frame.iloc[_species_rows(frame, slug, include_unassigned=include_unassigned, slugs=slugs)]
+
+
+def _species_rows(frame: pd.DataFrame, slug: str, *, include_unassigned: bool,
+                  slugs: np.ndarray | None = None) -> np.ndarray:
+    """Positions of :func:`partition`'s rows."""
     slugs = _slugs(frame) if slugs is None else slugs
     mask = slugs == slug
     if include_unassigned:
         mask |= slugs == ""
-    return frame[mask]
+    return np.flatnonzero(mask)
 
 
 def country_partitions(frame: gpd.GeoDataFrame, geoms: dict[str, Any]) -> dict[str, gpd.GeoDataFrame]:
     """Rows of each Range State in ``geoms`` (ISO3 -> boundary, or None): ``iso3`` equal to it,
     or a geometry touching its boundary (a road or a range crosses borders; the same rule the
     Range State map applies). One spatial index and one bulk query for all Range States."""
+    return {iso3: frame.iloc[rows] for iso3, rows in _country_rows(frame, geoms).items()}
+
+
+def _country_rows(frame: gpd.GeoDataFrame, geoms: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Positions of :func:`country_partitions`' rows."""
     if len(frame) == 0:
-        return {iso3: frame for iso3 in geoms}
+        return {iso3: np.empty(0, dtype=np.intp) for iso3 in geoms}
     codes = _text(frame["iso3"]).str.strip().str.upper().to_numpy(dtype=object)
     values = np.asarray(frame.geometry.values, dtype=object)
     located = np.flatnonzero(~shapely.is_missing(values) & ~shapely.is_empty(values))
@@ -597,7 +676,7 @@ def country_partitions(frame: gpd.GeoDataFrame, geoms: dict[str, Any]) -> dict[s
         which, rows = tree.query(np.array([geoms[k] for k in keys], dtype=object), predicate="intersects")
         for i, r in zip(which, rows):
             hits[keys[i]][located[r]] = True
-    return {iso3: frame[(codes == iso3) | hits[iso3]] for iso3 in geoms}
+    return {iso3: np.flatnonzero((codes == iso3) | hits[iso3]) for iso3 in geoms}
 
 
 def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> None:
@@ -614,7 +693,18 @@ def write_geoparquet(path: str | Path, frame: gpd.GeoDataFrame) -> None:
         raise CamiGeoError(f"{path} cannot be written: {exc}") from None
 
 
-_TASKS: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]] = []
+class _Rows(NamedTuple):
+    """Rows ``positions`` of ``source`` (a frame or its :class:`GpkgTable`): a partition's
+    layer, taken only when its file is written (one partition's copy in memory at a time)."""
+
+    source: Any
+    positions: np.ndarray
+
+    def take(self) -> Any:
+        return self.source.take(self.positions)
+
+
+_TASKS: list[tuple[str, dict[str, Any], dict[str, str]]] = []
 """Tasks of the batch being written; forked workers find theirs here (the frames are inherited
 with the process, never pickled). One batch at a time (:class:`PartitionBatch`)."""
 
@@ -648,7 +738,8 @@ def _one_chunk(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str, str]) -> None:
     """Write one partition file and its digest ``<file>.sha256``, which the rules that read
     the partition depend on (:func:`cami_geo.workflow.write_digest`)."""
-    layers = {name: _one_chunk(frame) for name, frame in layers.items()}
+    layers = {name: frame.take() if isinstance(frame, _Rows) else frame for name, frame in layers.items()}
+    layers = {name: frame if isinstance(frame, GpkgTable) else _one_chunk(frame) for name, frame in layers.items()}
     if str(path).endswith(".parquet"):
         (frame,) = layers.values()
         write_geoparquet(path, frame)
@@ -676,7 +767,7 @@ class PartitionBatch:
     """
 
     def __init__(self, tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]], workers: int = 1):
-        order = sorted(range(len(tasks)), key=lambda i: -sum(len(f) for f in tasks[i][1].values()))
+        order = sorted(range(len(tasks)), key=lambda i: -sum(_rows(f) for f in tasks[i][1].values()))
         workers = max(1, min(int(workers or 1), len(tasks)))
         self._pool = None
         self._futures: list[concurrent.futures.Future] = []
@@ -707,17 +798,20 @@ def write_partitions(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[st
     PartitionBatch(tasks, workers).wait()
 
 
-def _split_by(frame: gpd.GeoDataFrame, keys: np.ndarray) -> dict[str, gpd.GeoDataFrame]:
-    """``frame`` split by ``keys`` (one value per row), each part in the frame's row order.
+def _rows(layer: Any) -> int:
+    return len(layer.positions) if isinstance(layer, _Rows) else len(layer)
 
-    One stable reordering of the whole frame, then slices: much cheaper on a million rows
-    than one boolean selection per key.
+
+def _split_by(keys: np.ndarray) -> dict[str, np.ndarray]:
+    """Positions of the rows of each value of ``keys`` (one value per row), in row order.
+
+    One stable sort, then slices: much cheaper on a million rows than one boolean
+    selection per key.
     """
     codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=True)
     order = np.argsort(codes, kind="stable")
-    ordered = frame.take(order)
     bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    return {str(k): ordered.iloc[bounds[i]:bounds[i + 1]] for i, k in enumerate(uniques)}
+    return {str(k): order[bounds[i]:bounds[i + 1]] for i, k in enumerate(uniques)}
 
 
 def partition_key(path: str | Path) -> tuple[str, tuple[str, ...]]:
@@ -732,37 +826,49 @@ def partition_key(path: str | Path) -> tuple[str, tuple[str, ...]]:
 
 
 def _partition_tasks(species_paths: list[str], country_paths: list[str], layers: dict[str, gpd.GeoDataFrame],
-                     countries: gpd.GeoDataFrame | None) -> list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]]:
-    """Partition files of one copy: per species (and per Range State when asked).
+                     countries: gpd.GeoDataFrame | None) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+    """Partition files of one copy: per species (and per Range State when asked), each
+    layer as rows (:class:`_Rows`) of the copy's layer, taken when the file is written.
 
     Threats (few, and those with no species go to every species) and Range State parts
     by geometry are selected row by row; occurrences and range polygons are split once.
+    GeoPackage partitions are taken from each layer's :class:`GpkgTable`, converted for
+    GDAL once for all partitions.
     """
     gtypes = {name: _geometry_type(name, frame) for name, frame in layers.items()}
+    tables: dict[str, Any] = {}
+    if any(Path(p).suffix == ".gpkg" for p in species_paths + country_paths):
+        tables = {name: gpkg_table(frame, gtypes[name]) for name, frame in layers.items()}
+    none = np.empty(0, dtype=np.intp)
+
+    def rows(path: str, name: str, positions: np.ndarray) -> _Rows:
+        source = tables.get(name) if Path(path).suffix == ".gpkg" else None
+        return _Rows(layers[name] if source is None else source, positions)
+
     tasks = []
     if species_paths:
         slugs = {name: _slugs(frame) for name, frame in layers.items()}
-        by_species = {name: _split_by(frame, slugs[name]) for name, frame in layers.items() if name != "threats"}
+        by_species = {name: _split_by(slugs[name]) for name in layers if name != "threats"}
     for sp_path in species_paths:
         slug, names = partition_key(sp_path)
         parts = {}
         for name in names:
-            frame = layers[name]
             if name == "threats":
-                parts[name] = partition(frame, slug, include_unassigned=True, slugs=slugs[name])
+                positions = _species_rows(layers[name], slug, include_unassigned=True, slugs=slugs[name])
             else:
-                parts[name] = by_species[name].get(slug, frame.iloc[0:0])
+                positions = by_species[name].get(slug, none)
+            parts[name] = rows(sp_path, name, positions)
         tasks.append((sp_path, parts, gtypes))
     if country_paths:
         keys = {p: partition_key(p) for p in country_paths}
         geoms = {k.upper(): (countries.loc[k.upper(), "geometry"] if countries is not None
                              and k.upper() in countries.index else None) for k, _ in keys.values()}
         occ = layers["occurrences"]
-        by_country = {"occurrences": _split_by(occ, _text(occ["iso3"]).str.strip().str.upper().to_numpy(dtype=object))}
-        by_country.update({name: country_partitions(layers[name], geoms) for name in layers if name != "occurrences"})
+        by_country = {"occurrences": _split_by(_text(occ["iso3"]).str.strip().str.upper().to_numpy(dtype=object))}
+        by_country.update({name: _country_rows(layers[name], geoms) for name in layers if name != "occurrences"})
     for c_path in country_paths:
         key, names = keys[c_path]
-        parts = {name: by_country[name].get(key.upper(), layers[name].iloc[0:0]) for name in names}
+        parts = {name: rows(c_path, name, by_country[name].get(key.upper(), none)) for name in names}
         tasks.append((c_path, parts, gtypes))
     return tasks
 

@@ -474,3 +474,32 @@ def test_partition_bytes_do_not_depend_on_how_the_records_were_read(tmp_path):
         _write_task(str(tmp_path / "one" / name), {"occurrences": frame}, {"occurrences": "Point"})
         _write_task(str(tmp_path / "pieces" / name), {"occurrences": pieces}, {"occurrences": "Point"})
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "pieces" / name).read_bytes(), name
+
+
+def test_geopackage_partitions_from_one_arrow_table_are_the_files_pyogrio_writes(tmp_path):
+    """A GeoPackage partition taken from the layer's table converted once (gpkg_table) has
+    the bytes of the partition's own frame written by pyogrio: polygons promoted to
+    multipolygons, lines and points mixed, text columns empty in one partition and not in
+    another, missing geometries."""
+    from cami_geo.combine import _geometry_type, conform, gpkg_table, write_geopackage
+
+    n = 40
+    square = shapely.box(60, 45, 61, 46)
+    rng = conform(_frame(RANGE_COLUMNS, [_prov("s", i, "range.gpkg", species_slug=f"sp{i % 2}", presence=1,
+                                                 iso3="KAZ", name="edge" if i % 2 else None) for i in range(n)],
+                         [square if i % 3 else shapely.MultiPolygon([square, shapely.box(62, 45, 63, 46)])
+                          for i in range(n)]), "range", source="test")
+    thr = conform(_frame(THREAT_COLUMNS, [_prov("s", i, "threats.csv", species_slug=f"sp{i % 2}", iucn_code="5.1.1",
+                                                name="camp" if i % 2 else None) for i in range(n)],
+                         [None if i % 7 == 0 else shapely.Point(60 + i / n, 45) if i % 2
+                          else shapely.LineString([(60, 45), (61, 46 + i / n)]) for i in range(n)]),
+                  "threats", source="test")
+    layers = {"threats": thr, "range": rng}
+    gtypes = {name: _geometry_type(name, frame) for name, frame in layers.items()}
+    assert gtypes == {"threats": "Unknown", "range": "MultiPolygon"}
+    tables = {name: gpkg_table(frame, gtypes[name]) for name, frame in layers.items()}
+    for sp in ("sp0", "sp1"):
+        rows = {name: np.flatnonzero(frame["species_slug"].to_numpy(dtype=object) == sp) for name, frame in layers.items()}
+        write_geopackage(tmp_path / f"frames_{sp}.gpkg", {k: f.iloc[rows[k]] for k, f in layers.items()}, gtypes)
+        write_geopackage(tmp_path / f"table_{sp}.gpkg", {k: t.take(rows[k]) for k, t in tables.items()}, gtypes)
+        assert (tmp_path / f"frames_{sp}.gpkg").read_bytes() == (tmp_path / f"table_{sp}.gpkg").read_bytes(), sp
