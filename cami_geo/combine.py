@@ -530,11 +530,13 @@ def _rasters(paths: Iterable[str], out_csv: str) -> pd.DataFrame:
 
 def _geometry_type(kind: str, gdf: gpd.GeoDataFrame) -> str:
     """One declared geometry type per layer, the same for every partition."""
-    types = set(pd.unique(gdf.geometry.dropna().geom_type))
+    kinds = shapely.GeometryType
+    types = set(np.unique(shapely.get_type_id(np.asarray(gdf.geometry.values, dtype=object))).tolist())
+    types.discard(kinds.MISSING)
     if kind == "occurrences":
-        return "Point" if types <= {"Point"} else "Unknown"
+        return "Point" if types <= {kinds.POINT} else "Unknown"
     if kind == "range":
-        return "MultiPolygon" if types <= {"Polygon", "MultiPolygon"} else "Unknown"
+        return "MultiPolygon" if types <= {kinds.POLYGON, kinds.MULTIPOLYGON} else "Unknown"
     return "Unknown"
 
 
@@ -835,9 +837,10 @@ def _partition_tasks(species_paths: list[str], country_paths: list[str], layers:
     GeoPackage partitions are taken from each layer's :class:`GpkgTable`, converted for
     GDAL once for all partitions.
     """
-    gtypes = {name: _geometry_type(name, frame) for name, frame in layers.items()}
+    gtypes: dict[str, str] = {}  # GeoPackage layers only
     tables: dict[str, Any] = {}
     if any(Path(p).suffix == ".gpkg" for p in species_paths + country_paths):
+        gtypes = {name: _geometry_type(name, frame) for name, frame in layers.items()}
         tables = {name: gpkg_table(frame, gtypes[name]) for name, frame in layers.items()}
     none = np.empty(0, dtype=np.intp)
 
