@@ -586,10 +586,12 @@ def gpkg_table(frame: gpd.GeoDataFrame, geometry_type: str) -> GpkgTable | None:
         epsg = frame.crs.to_epsg()
         crs = f"EPSG:{epsg}" if epsg else frame.crs.to_wkt("WKT1_GDAL")
     values = np.asarray(frame.geometry.values, dtype=object)
-    if geometry_type.startswith("Multi") and len(values):
+    if geometry_type.startswith("Multi") and len(values):  # pyogrio's promote_to_multi
         values = values.copy()
         type_id = shapely.get_type_id(values)
-        for single, make in ((0, shapely.multipoints), (1, shapely.multilinestrings), (3, shapely.multipolygons)):
+        kinds = shapely.GeometryType
+        for single, make in ((kinds.POINT, shapely.multipoints), (kinds.LINESTRING, shapely.multilinestrings),
+                             (kinds.POLYGON, shapely.multipolygons)):
             mask = type_id == single
             if mask.any():
                 values[mask] = make(np.atleast_2d(values[mask]), axis=0)
@@ -737,9 +739,10 @@ def _one_chunk(frame: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-def _write_task(path: str, layers: dict[str, gpd.GeoDataFrame], gtypes: dict[str, str]) -> None:
+def _write_task(path: str, layers: dict[str, Any], gtypes: dict[str, str]) -> None:
     """Write one partition file and its digest ``<file>.sha256``, which the rules that read
-    the partition depend on (:func:`cami_geo.workflow.write_digest`)."""
+    the partition depend on (:func:`cami_geo.workflow.write_digest`). A layer is a frame,
+    a :class:`GpkgTable` (GeoPackage only) or :class:`_Rows` of either."""
     layers = {name: frame.take() if isinstance(frame, _Rows) else frame for name, frame in layers.items()}
     layers = {name: frame if isinstance(frame, GpkgTable) else _one_chunk(frame) for name, frame in layers.items()}
     if str(path).endswith(".parquet"):
@@ -768,7 +771,7 @@ class PartitionBatch:
     a time per process.
     """
 
-    def __init__(self, tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]], workers: int = 1):
+    def __init__(self, tasks: list[tuple[str, dict[str, Any], dict[str, str]]], workers: int = 1):
         order = sorted(range(len(tasks)), key=lambda i: -sum(_rows(f) for f in tasks[i][1].values()))
         workers = max(1, min(int(workers or 1), len(tasks)))
         self._pool = None
@@ -794,13 +797,14 @@ class PartitionBatch:
                 _TASKS.clear()
 
 
-def write_partitions(tasks: list[tuple[str, dict[str, gpd.GeoDataFrame], dict[str, str]]],
+def write_partitions(tasks: list[tuple[str, dict[str, Any], dict[str, str]]],
                      workers: int = 1) -> None:
     """Write partition files ``workers`` at a time (:class:`PartitionBatch`) and return."""
     PartitionBatch(tasks, workers).wait()
 
 
 def _rows(layer: Any) -> int:
+    """Number of rows a task's layer writes."""
     return len(layer.positions) if isinstance(layer, _Rows) else len(layer)
 
 
