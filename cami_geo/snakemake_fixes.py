@@ -30,46 +30,55 @@ when it was rewritten.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 
-_MARK = "_cami_geo_one_timer"
+_MARK = "_cami_geo_patched"
 _PENDING: set[threading.Timer] = set()
+
+
+def _patch(module: str, cls_name: str, method: str, make) -> bool:
+    """Replace ``module.cls_name.method`` by ``make(original)``, once. Returns True when the
+    patch is in place (now or from an earlier call); False when Snakemake no longer has it."""
+    try:
+        cls = getattr(importlib.import_module(module), cls_name)
+    except (ImportError, AttributeError):
+        return False
+    original = getattr(cls, method, None)
+    if original is None:
+        return False
+    if getattr(original, _MARK, False):
+        return True
+    replacement = make(original)
+    setattr(replacement, _MARK, True)
+    replacement.__doc__ = original.__doc__
+    setattr(cls, method, replacement)
+    return True
 
 
 def one_recheck_timer() -> bool:
     """Patch ``JobScheduler._schedule_reevalutation`` (sic) to keep one pending timer.
     Returns True when the patch is in place (now or from an earlier call)."""
-    try:
-        from snakemake.scheduling.job_scheduler import JobScheduler
-    except ImportError:
-        return False
-    original = getattr(JobScheduler, "_schedule_reevalutation", None)
-    if original is None:
-        return False
-    if getattr(original, _MARK, False):
-        return True
+    return _patch("snakemake.scheduling.job_scheduler", "JobScheduler", "_schedule_reevalutation",
+                  lambda original: _schedule_reevalutation)
 
-    def _schedule_reevalutation(self, delay) -> None:
-        # the same timer Snakemake starts, unless this scheduler's last one is still pending;
-        # a timer leaves the pending set before it releases the scheduler, so the round it
-        # starts can start the next one
-        if getattr(self, "_cami_geo_timer", None) in _PENDING:
-            return
 
-        def fire() -> None:
-            _PENDING.discard(timer)
-            self._open_jobs.release()
+def _schedule_reevalutation(self, delay) -> None:
+    # the same timer Snakemake starts, unless this scheduler's last one is still pending;
+    # a timer leaves the pending set before it releases the scheduler, so the round it
+    # starts can start the next one
+    if getattr(self, "_cami_geo_timer", None) in _PENDING:
+        return
 
-        timer = threading.Timer(delay, fire)
-        self._cami_geo_timer = timer
-        _PENDING.add(timer)
-        timer.start()
+    def fire() -> None:
+        _PENDING.discard(timer)
+        self._open_jobs.release()
 
-    setattr(_schedule_reevalutation, _MARK, True)
-    _schedule_reevalutation.__doc__ = original.__doc__
-    JobScheduler._schedule_reevalutation = _schedule_reevalutation
-    return True
+    timer = threading.Timer(delay, fire)
+    self._cami_geo_timer = timer
+    _PENDING.add(timer)
+    timer.start()
 
 
 def cancel_recheck_timers() -> None:
@@ -81,7 +90,6 @@ def cancel_recheck_timers() -> None:
         _PENDING.discard(timer)
 
 
-_CHECKSUM_MARK = "_cami_geo_checksum_once"
 _CHECKSUMS: dict[tuple, str | None] = {}
 
 
@@ -90,29 +98,20 @@ def checksum_once() -> bool:
     when the file (device, inode, size, modification and change times in ns) and the size
     threshold are those it was computed for. Storage files, a requested algorithm and forced
     checksums go to Snakemake's own method. Returns True when the patch is in place."""
-    try:
-        from snakemake.io import _IOFile
-    except ImportError:
-        return False
-    original = getattr(_IOFile, "checksum", None)
-    if original is None:
-        return False
-    if getattr(original, _CHECKSUM_MARK, False):
-        return True
 
-    async def checksum(self, threshold=None, force=False, algorithm=None):
-        if force or algorithm is not None or self.is_storage:
-            return await original(self, threshold, force, algorithm)
-        try:
-            st = os.stat(self.file)
-        except OSError:
-            return await original(self, threshold, force, algorithm)
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, threshold)
-        if key not in _CHECKSUMS:
-            _CHECKSUMS[key] = await original(self, threshold, force, algorithm)
-        return _CHECKSUMS[key]
+    def make(original):
+        async def checksum(self, threshold=None, force=False, algorithm=None):
+            if force or algorithm is not None or self.is_storage:
+                return await original(self, threshold, force, algorithm)
+            try:
+                st = os.stat(self.file)
+            except OSError:
+                return await original(self, threshold, force, algorithm)
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, threshold)
+            if key not in _CHECKSUMS:
+                _CHECKSUMS[key] = await original(self, threshold, force, algorithm)
+            return _CHECKSUMS[key]
 
-    setattr(checksum, _CHECKSUM_MARK, True)
-    checksum.__doc__ = original.__doc__
-    _IOFile.checksum = checksum
-    return True
+        return checksum
+
+    return _patch("snakemake.io", "_IOFile", "checksum", make)
