@@ -113,8 +113,4 @@ class StageSettings(dict):
         return super().__contains__(key)
 
     def __reduce__(self):
-        return (_stage_settings, (self.stage, self.sections, dict(self)))
-
-
-def _stage_settings(stage: str, sections: tuple[str, ...], values: dict[str, Any]) -> StageSettings:
-    return StageSettings(stage, sections, values)
+        return (StageSettings, (self.stage, self.sections, dict(self)))

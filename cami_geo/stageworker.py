@@ -135,7 +135,7 @@ def _figures(ru) -> dict:
 
 def _write_figures(log_path: str | None, wall_s: float, figures: dict, code: int) -> None:
     _append_to_log(log_path, f"{FIGURES_PREFIX} wall_s={wall_s:.3f} cpu_s={figures['cpu_s']:.3f} "
-                             f"sys_s={figures.get('sys_s', 0.0):.3f} max_rss_mb={figures['max_rss_mb']:.1f} exit={code}")
+                             f"sys_s={figures['sys_s']:.3f} max_rss_mb={figures['max_rss_mb']:.1f} exit={code}")
 
 
 def client_main(job_path: str) -> int:
