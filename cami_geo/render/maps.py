@@ -480,7 +480,7 @@ def _decimals(sensitivity: pd.Series) -> np.ndarray:
 @dataclass
 class RecordValues:
     """What :func:`occurrence_cells` reads of every record of a frame, as arrays: computed once
-    (:func:`record_values`) for a frame whose records several calls aggregate (one call per
+    (:func:`record_values`) for all the layers :func:`shared_occurrence_cells` aggregates (one per
     species on a Range State map, present and absent records on a species map)."""
 
     x: np.ndarray
@@ -506,7 +506,7 @@ CELL_COLUMNS = ["lat", "lon", "decimals", "step", "n", "synthetic", "popup"]
 
 def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
                      detail_records: int = DETAIL_RECORDS, rows: np.ndarray | None = None,
-                     located: np.ndarray | None = None, values: RecordValues | None = None) -> pd.DataFrame:
+                     located: np.ndarray | None = None) -> pd.DataFrame:
     """Aggregate located occurrence records to grid cells no finer than their public grid.
 
     Returns a frame ``lat, lon, decimals, step, n, synthetic, popup``: ``lat, lon`` are the
@@ -515,9 +515,9 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     escaped; sorted by latitude and longitude. A record's cell is that of its sensitivity
     (0.1deg -> 0.1 deg cells); when that gives more than ``max_cells`` cells the grid is
     coarsened (COARSER_GRIDS) until it does not. ``rows`` (a boolean mask over ``occ``) limits
-    the records used without copying the frame; ``located`` is ``_located(occ.geometry)`` and
-    ``values`` is ``record_values(occ)`` when the caller has them already. Several layers of
-    one map share the map's MAX_CELLS through :func:`shared_occurrence_cells`.
+    the records used without copying the frame; ``located`` is ``_located(occ.geometry)`` when the
+    caller has it already. Several layers of one map share the map's MAX_CELLS through
+    :func:`shared_occurrence_cells`.
 
     Vectorised: a cell is identified by an integer key (grid level, row, column) computed
     with numpy; aggregates come from ``bincount``/grouped reductions over that key and the
@@ -525,7 +525,7 @@ def occurrence_cells(occ: gpd.GeoDataFrame, *, max_cells: int = MAX_CELLS,
     """
     if occ is None or len(occ) == 0:
         return pd.DataFrame(columns=CELL_COLUMNS)
-    values = record_values(occ) if values is None else values
+    values = record_values(occ)
     pos = _cell_records(occ, rows, located, values)
     return _cells_on_grid(occ, values, pos, _grids(values, pos), max_cells, detail_records)
 
@@ -562,7 +562,7 @@ def _grids(values: RecordValues, pos: np.ndarray):
 
 
 def shared_occurrence_cells(occ: gpd.GeoDataFrame, layers: list[np.ndarray], *, located: np.ndarray | None = None,
-                            values: RecordValues | None = None, max_cells: int | None = None) -> list[pd.DataFrame]:
+                            max_cells: int | None = None) -> list[pd.DataFrame]:
     """:func:`occurrence_cells` of each layer's records (``layers``: boolean masks over ``occ``),
     all layers of a map together at most ``max_cells`` (default MAX_CELLS) cells, shared by
     water-filling: layers are served from the fewest cells on their own grids up, each getting
@@ -573,7 +573,7 @@ def shared_occurrence_cells(occ: gpd.GeoDataFrame, layers: list[np.ndarray], *, 
     max_cells = MAX_CELLS if max_cells is None else max_cells
     if occ is None or len(occ) == 0:
         return [pd.DataFrame(columns=CELL_COLUMNS) for _ in layers]
-    values = record_values(occ) if values is None else values
+    values = record_values(occ)
     located = _located(occ.geometry) if located is None else located
     positions = [_cell_records(occ, rows, located, values) for rows in layers]
     grids = [_grids(values, pos) for pos in positions]
@@ -1046,8 +1046,7 @@ def build_species_content(public: str, by_country: pd.DataFrame, by_species: pd.
 
     absent = _absent(occ)
     occ_located = _located(occ.geometry)
-    occ_values = record_values(occ)
-    cells, acells = shared_occurrence_cells(occ, [~absent, absent], located=occ_located, values=occ_values)
+    cells, acells = shared_occurrence_cells(occ, [~absent, absent], located=occ_located)
     if len(cells):
         layers.append(LayerSpec("Occurrence records (aggregated)", "cells", cells))
         notes.append(_grid_note(cells))
@@ -1127,11 +1126,10 @@ def build_country_content(public: str, by_country: pd.DataFrame, boundaries: gpd
     occ_slug = _col(occ, "species_slug").astype(str).to_numpy()
     present = ~_absent(occ)
     occ_located = _located(occ.geometry)
-    occ_values = record_values(occ)
     # the species' present records, as masks over occ (no copy of the frame per species); their
     # cell layers share the map's MAX_CELLS
     sp_present = [(occ_slug == slug) & present for slug in species]
-    sp_cells = shared_occurrence_cells(occ, sp_present, located=occ_located, values=occ_values)
+    sp_cells = shared_occurrence_cells(occ, sp_present, located=occ_located)
     layers: list[LayerSpec] = []
     sp_entries = []
     notes: list[str] = []
