@@ -80,15 +80,18 @@ def projection_for(content: "MapContent") -> tuple[str, str]:
     lat1 = round(s + (n - s) / 6, 1)
     lat2 = round(n - (n - s) / 6, 1)
     lat0 = round((s + n) / 2, 1)
-    proj = f"{_ALBERS_PREFIX}{_albers_parameters(lat0, lon0, lat1, lat2)}{_ALBERS_SUFFIX}"
+    proj = ALBERS_CRS.format(lat0=lat0, lon0=lon0, lat1=lat1, lat2=lat2)
     return proj, f"Albers Equal Area (lon_0={lon0}°, lat_1={lat1}°, lat_2={lat2}°, WGS84)"
 
 
-_ALBERS_PREFIX, _ALBERS_SUFFIX = "+proj=aea ", " +datum=WGS84 +units=m +no_defs"
-
-
-def _albers_parameters(lat0: float, lon0: float, lat1: float, lat2: float) -> str:
-    return f"+lat_0={lat0} +lon_0={lon0} +lat_1={lat1} +lat_2={lat2}"
+ALBERS_CRS = "+proj=aea +lat_0={lat0} +lon_0={lon0} +lat_1={lat1} +lat_2={lat2} +datum=WGS84 +units=m +no_defs"
+"""The CRS of a species or Range State map (:func:`projection_for`)."""
+_ALBERS_RE = re.compile(r"\+proj=aea (\+lat_0=-?[0-9.]+ \+lon_0=-?[0-9.]+ \+lat_1=-?[0-9.]+ \+lat_2=-?[0-9.]+)"
+                        r" \+datum=WGS84 \+units=m \+no_defs")
+_ALBERS_PIPELINE = ("+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+                    "+step +proj=aea {} +x_0=0 +y_0=0 +ellps=WGS84")
+"""The operation ``Transformer.from_crs("EPSG:4326", crs, always_xy=True)`` finds for an
+:data:`ALBERS_CRS`, with its parameters (``+lat_0=... +lat_2=...``) as the CRS gives them."""
 
 
 def transformer_to(crs: str):
@@ -101,11 +104,9 @@ def transformer_to(crs: str):
     its database again after the stage worker's fork. Other CRSs go through ``from_crs``."""
     from pyproj import Transformer
 
-    parameters = crs[len(_ALBERS_PREFIX):-len(_ALBERS_SUFFIX)]
-    if crs.startswith(_ALBERS_PREFIX) and crs.endswith(_ALBERS_SUFFIX) and re.fullmatch(
-            r"\+lat_0=-?[0-9.]+ \+lon_0=-?[0-9.]+ \+lat_1=-?[0-9.]+ \+lat_2=-?[0-9.]+", parameters):
-        return Transformer.from_pipeline("+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
-                                         f"+step +proj=aea {parameters} +x_0=0 +y_0=0 +ellps=WGS84")
+    m = _ALBERS_RE.fullmatch(crs)
+    if m:
+        return Transformer.from_pipeline(_ALBERS_PIPELINE.format(m[1]))
     return Transformer.from_crs("EPSG:4326", crs, always_xy=True)
 
 
