@@ -24,6 +24,7 @@ import contextlib
 import csv
 import datetime as _dt
 import hashlib
+import importlib
 import io
 import logging
 import math
@@ -1071,6 +1072,24 @@ def _parse_array_types_directly() -> None:
 
 
 @contextlib.contextmanager
+def _replaced(module: str, cls_name: str, name: str, make: Any):
+    """While in the block: ``module.cls_name.name`` (the class's own attribute) replaced by
+    ``make(original)``, then restored. Nothing is replaced when the module, the class or the
+    attribute is missing, or ``make`` raises AttributeError: another version of the library."""
+    try:
+        cls = getattr(importlib.import_module(module), cls_name)
+        original = cls.__dict__[name]
+        replacement = make(original)
+    except (ImportError, KeyError, AttributeError):
+        yield
+        return
+    setattr(cls, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(cls, name, original)
+
+
 def _colours_converted_once():
     """While WeasyPrint writes a PDF: each colour converted to a colour space once.
 
@@ -1078,27 +1097,20 @@ def _colours_converted_once():
     object each time) whenever it sets one, for every border segment of every table cell:
     a few thousand times a page, the same two or three colours. The conversion depends only
     on the colour's space, coordinates and alpha, and WeasyPrint only reads the result."""
-    try:
-        from tinycss2.color4 import Color
 
-        original = Color.__dict__["to"]
-    except (ImportError, KeyError):
-        yield
-        return
-    converted: dict[tuple[Any, ...], Any] = {}
+    def make(original: Any) -> Any:
+        converted: dict[tuple[Any, ...], Any] = {}
 
-    def to(self: Any, space: str) -> Any:
-        key = (type(self), self.space, self.coordinates, self.alpha, space)
-        result = converted.get(key)
-        if result is None:
-            result = converted[key] = original(self, space)
-        return result
+        def to(self: Any, space: str) -> Any:
+            key = (type(self), self.space, self.coordinates, self.alpha, space)
+            result = converted.get(key)
+            if result is None:
+                result = converted[key] = original(self, space)
+            return result
 
-    Color.to = to
-    try:
-        yield
-    finally:
-        Color.to = original
+        return to
+
+    return _replaced("tinycss2.color4", "Color", "to", make)
 
 
 def png_idat(png: bytes) -> bytes | None:
@@ -1126,7 +1138,6 @@ def png_idat(png: bytes) -> bytes | None:
     return b"".join(idat) if ok and idat else None
 
 
-@contextlib.contextmanager
 def _png_data_as_is():
     """While WeasyPrint writes a PDF: embed a PNG's compressed data as it is.
 
@@ -1138,29 +1149,22 @@ def _png_data_as_is():
     a decode and an encode per image. Anything else (images WeasyPrint converted, resized
     or split from an alpha channel; another WeasyPrint without that method) goes the usual way.
     """
-    try:
-        from weasyprint.images import RasterImage
 
-        original = RasterImage.__dict__["_get_png_data"]
+    def make(original: Any) -> Any:
         encode = original.__func__
-    except (ImportError, KeyError, AttributeError):
-        yield
-        return
 
-    def get_png_data(pillow_image: Any) -> bytes:
-        fp = getattr(pillow_image, "fp", None)
-        if (getattr(pillow_image, "format", None) == "PNG" and pillow_image.mode in ("L", "RGB")
-                and isinstance(fp, io.BytesIO)):
-            data = png_idat(fp.getvalue())
-            if data is not None:
-                return data
-        return encode(pillow_image)
+        def get_png_data(pillow_image: Any) -> bytes:
+            fp = getattr(pillow_image, "fp", None)
+            if (getattr(pillow_image, "format", None) == "PNG" and pillow_image.mode in ("L", "RGB")
+                    and isinstance(fp, io.BytesIO)):
+                data = png_idat(fp.getvalue())
+                if data is not None:
+                    return data
+            return encode(pillow_image)
 
-    RasterImage._get_png_data = staticmethod(get_png_data)
-    try:
-        yield
-    finally:
-        RasterImage._get_png_data = original
+        return staticmethod(get_png_data)
+
+    return _replaced("weasyprint.images", "RasterImage", "_get_png_data", make)
 
 
 def article_markdown(ctx: dict[str, Any], map_link: str) -> str:
