@@ -898,7 +898,10 @@ def _import_weasyprint() -> Any:
     runs ldconfig, then gcc, then ld for every name tried (about 50 processes, 0.3-0.4 s of a
     job). During the import, find_library answers from one ``ldconfig -p`` listing, with the
     same pattern as ctypes; should the import fail that way, it is simply done again as usual.
+    WeasyPrint's and fontTools' loggers are set to errors only (progress and font notes).
     """
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    logging.getLogger("fontTools").setLevel(logging.ERROR)
     import sys
 
     if "weasyprint" in sys.modules or not sys.platform.startswith("linux"):
@@ -1003,13 +1006,10 @@ def warm_up_worker() -> None:
         weasyprint = _import_weasyprint()
         from weasyprint.text.fonts import FontConfiguration
 
-        logging.getLogger("weasyprint").setLevel(logging.ERROR)
-        logging.getLogger("fontTools").setLevel(logging.ERROR)
         font_config = FontConfiguration()
         sheet = weasyprint.CSS(string=str(_css()), font_config=font_config)
         html = f"<!DOCTYPE html><html><head><style></style></head><body>{_WARM_UP_BODY}</body></html>"
-        weasyprint.HTML(string=html, base_url=".").render(font_config=font_config, stylesheets=[sheet]).write_pdf(
-            io.BytesIO())
+        _weasyprint_pdf(html, io.BytesIO(), None, font_config, sheet)
         _FONT_CONFIG, _PRINT_CSS = font_config, sheet
     except Exception as exc:  # noqa: BLE001 - without it, every PDF is written the usual way
         log.debug("WeasyPrint warm-up failed: %s", exc)
@@ -1021,16 +1021,20 @@ def write_pdf(html: str, path: str | Path, images: dict[str, bytes] | None = Non
     """Render the print HTML to PDF with WeasyPrint (metadata dates come from the HTML);
     ``images``: the PNGs the page refers to by URL (:func:`print_context`); ``stylesheet``:
     a parsed ``weasyprint.CSS`` for a page rendered without its own (:data:`_PRINT_CSS`)."""
-    weasyprint = _import_weasyprint()
-
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fetcher = _image_fetcher(images) if images else None
+    _weasyprint_pdf(html, str(path), fetcher, _FONT_CONFIG, stylesheet)
+
+
+def _weasyprint_pdf(html: str, target: Any, fetcher: Any, font_config: Any, stylesheet: Any) -> None:
+    """The PDF of ``html`` written to ``target`` (a path or a file) by WeasyPrint, with this
+    module's patches (:func:`_parse_array_types_directly`, :func:`_png_data_as_is`,
+    :func:`_colours_converted_once`): :func:`write_pdf`'s, and :func:`warm_up_worker`'s sample."""
+    weasyprint = _import_weasyprint()
     _parse_array_types_directly()
     with _png_data_as_is(), _colours_converted_once():
         weasyprint.HTML(string=html, base_url=".", url_fetcher=fetcher).write_pdf(
-            str(path), font_config=_FONT_CONFIG, stylesheets=[stylesheet] if stylesheet is not None else None)
+            target, font_config=font_config, stylesheets=[stylesheet] if stylesheet is not None else None)
 
 
 class _ParsedTypes(dict):
