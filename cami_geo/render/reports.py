@@ -523,7 +523,7 @@ def _map_block(inputs: dict[str, Any], settings: dict[str, Any], what: str, cycl
 
 
 def _charts(groups: list[tuple[str, str, list[dict[str, Any]]]], cycle: str,
-            cache: str | None = None) -> list[dict[str, Any]]:
+            cache: str | Path | None = None) -> list[dict[str, Any]]:
     """One chart per (label, title) group of population rows that has figures (``cache``:
     a folder of charts drawn before, :func:`cami_geo.render.charts.population_chart`)."""
     out = []
@@ -973,7 +973,7 @@ def warm_up_worker() -> None:
     (about 0.1 s of CPU). The forked job inherits all of that warm. Sharing the font
     configuration is safe here: the report CSS has no ``@font-face`` (the only thing that
     would add fonts to it), and each job has its own copy after the fork. The PDFs are
-    byte-identical to those written with a new configuration (tests/test_reports_pdf).
+    byte-identical to those written with a new configuration (tests/test_reports.py).
 
     The report CSS is parsed here too (:data:`_PRINT_CSS`; a twentieth of a small PDF's
     CPU time when every job parsed it from the page's ``<style>``). WeasyPrint gives a
@@ -1147,9 +1147,9 @@ def _png_data_as_is():
 
     WeasyPrint (``RasterImage._get_png_data``) decodes every PNG, encodes it again with
     Pillow and keeps the IDAT chunks of the result. For an 8-bit grey or RGB PNG read
-    unchanged from its bytes (the charts and the print map: :func:`print_png` and
-    :func:`cami_geo.render.charts.population_chart` write such PNGs with Pillow, at its
-    default compression) those chunks are the image's own: same pixels in the PDF, without
+    unchanged from its bytes (the charts and the print map: :func:`cami_geo.render.charts.population_chart`
+    writes such PNGs with Pillow, :func:`print_png` with :mod:`cami_geo.render.png`, unless
+    the map has a transparent colour) those chunks are the image's own: same pixels in the PDF, without
     a decode and an encode per image. Anything else (images WeasyPrint converted, resized
     or split from an alpha channel; another WeasyPrint without that method) goes the usual way.
     """
