@@ -50,7 +50,7 @@ import pyogrio
 import shapely
 
 from .errors import CamiGeoError, InputError
-from .io.vector import GPKG_TIMESTAMP, reproducible_gpkg
+from .io.vector import GPKG_TIMESTAMP, read_geoparquet, reproducible_gpkg
 from .model import COLUMNS, CRS_WGS84, LAYERS, PROBLEM_COLUMNS
 from .registry import Registry, load_registry
 from .sensitivity import coarser_levels, generalise_occurrences, generalise_threats, normalise_level
@@ -198,9 +198,7 @@ def _empty(kind: str) -> pd.DataFrame:
 
 def _read_vector(path: str) -> gpd.GeoDataFrame:
     """A GeoParquet file as geopandas reads it; the CRS parsed once per process
-    (:func:`cami_geo.status.pipeline.read_geoparquet`: PROJ takes ~35 ms per file for it)."""
-    from .status.pipeline import read_geoparquet
-
+    (:func:`cami_geo.io.vector.read_geoparquet`: PROJ takes ~35 ms per file for it)."""
     try:
         return read_geoparquet(path)
     except Exception as exc:  # the reader's message is kept, the traceback is not

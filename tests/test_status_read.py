@@ -7,10 +7,11 @@ import pandas as pd
 import pandas.testing as pdt
 from shapely.geometry import Point
 
+from cami_geo.io import vector
+from cami_geo.io.vector import read_geoparquet
 from cami_geo.model import OCCURRENCE_COLUMNS
 from cami_geo.status import pipeline
-from cami_geo.status.pipeline import (group_rows, occurrence_points, read_geoparquet, read_layer,
-                                       read_occurrences)
+from cami_geo.status.pipeline import group_rows, occurrence_points, read_layer, read_occurrences
 
 
 def _write(tmp_path, lons):
@@ -52,12 +53,12 @@ def test_group_rows():
 
 
 def test_geoparquet_read_equals_geopandas_and_reuses_the_worker_crs(tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "_CRS_CACHE", {})
+    monkeypatch.setattr(vector, "_CRS_CACHE", {})
     pipeline.warm_up_worker()
-    assert len(pipeline._CRS_CACHE) == 1
+    assert len(vector._CRS_CACHE) == 1
     path = _write(tmp_path, [70.0, 71.0, 72.0, 73.0])[0]
     ours, ref = read_geoparquet(path), gpd.read_parquet(path)
-    assert len(pipeline._CRS_CACHE) == 1  # the file's CRS was the one parsed in the warm-up
+    assert len(vector._CRS_CACHE) == 1  # the file's CRS was the one parsed in the warm-up
     assert list(ours.columns) == list(ref.columns) and ours.geometry.name == ref.geometry.name
     assert ours.crs == ref.crs
     pdt.assert_frame_equal(pd.DataFrame(ours.drop(columns="geometry")), pd.DataFrame(ref.drop(columns="geometry")))

@@ -1,15 +1,18 @@
 """Vector files (GeoPackage, GeoJSON, Shapefile, zipped Shapefile) read with GDAL (pyogrio)
-into GeoDataFrames in EPSG:4326 whose attribute cells are text, features numbered from 1."""
+into GeoDataFrames in EPSG:4326 whose attribute cells are text, features numbered from 1;
+the project's own GeoParquet read back (:func:`read_geoparquet`) and GeoPackages written
+reproducibly (:func:`reproducible_gpkg`)."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
 import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import geopandas as gpd
 import numpy as np
@@ -104,6 +107,41 @@ def read_zipped_shapefile(path: str | Path, *, layer: str | None = None, crs: st
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
+
+
+_CRS_CACHE: dict[str, Any] = {}
+
+
+def _crs_of(projjson: dict):
+    """The pyproj CRS of a PROJJSON dict, parsed once per process: PROJ takes about 40 ms
+    for the EPSG:4326 that geopandas writes into GeoParquet (it looks up the datum
+    ensemble's members by name), and every species' layers carry it (see
+    :func:`cami_geo.status.pipeline.warm_up_worker`)."""
+    from pyproj import CRS
+
+    key = json.dumps(projjson, sort_keys=True)
+    if key not in _CRS_CACHE:
+        _CRS_CACHE[key] = CRS.from_user_input(projjson)
+    return _CRS_CACHE[key]
+
+
+def read_geoparquet(source: Any):
+    """``geopandas.read_parquet(source)``; a file with one WKB geometry column and a
+    PROJJSON CRS (what geopandas writes) is read here, the CRS through :func:`_crs_of`."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(source)
+    geo = json.loads((table.schema.metadata or {}).get(b"geo", b"{}"))
+    col = geo.get("primary_column")
+    meta = (geo.get("columns") or {}).get(col) or {}
+    if list(geo.get("columns") or {}) != [col] or col not in table.column_names or meta.get("encoding") != "WKB" \
+            or not isinstance(meta.get("crs"), dict):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return gpd.read_parquet(source)
+    df = table.to_pandas()
+    df[col] = gpd.GeoSeries.from_wkb(df[col].to_numpy(), index=df.index, crs=_crs_of(meta["crs"]))
+    return gpd.GeoDataFrame(df, geometry=col)
 
 
 FAST_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "OFF", "OGR_SQLITE_CACHE": "256"}

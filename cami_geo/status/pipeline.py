@@ -7,7 +7,6 @@ Every column written is documented in ``docs/data-dictionary.md``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -128,50 +127,16 @@ def _empty_layer(columns: list[str]):
     return gpd.GeoDataFrame({c: pd.Series(dtype="object") for c in columns}, geometry=gpd.GeoSeries([], crs="EPSG:4326"))
 
 
-_CRS_CACHE: dict[str, Any] = {}
-
-
-def _crs_of(projjson: dict):
-    """The pyproj CRS of a PROJJSON dict, parsed once per process: PROJ takes about 40 ms
-    for the EPSG:4326 that geopandas writes into GeoParquet (it looks up the datum
-    ensemble's members by name), and every species' layers carry it (see
-    :func:`warm_up_worker`)."""
-    from pyproj import CRS
-
-    key = json.dumps(projjson, sort_keys=True)
-    if key not in _CRS_CACHE:
-        _CRS_CACHE[key] = CRS.from_user_input(projjson)
-    return _CRS_CACHE[key]
-
-
-def read_geoparquet(source: Any):
-    """``geopandas.read_parquet(source)``; a file with one WKB geometry column and a
-    PROJJSON CRS (what geopandas writes) is read here, the CRS through :func:`_crs_of`."""
-    import geopandas as gpd
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(source)
-    geo = json.loads((table.schema.metadata or {}).get(b"geo", b"{}"))
-    col = geo.get("primary_column")
-    meta = (geo.get("columns") or {}).get(col) or {}
-    if list(geo.get("columns") or {}) != [col] or col not in table.column_names or meta.get("encoding") != "WKB" \
-            or not isinstance(meta.get("crs"), dict):
-        if hasattr(source, "seek"):
-            source.seek(0)
-        return gpd.read_parquet(source)
-    df = table.to_pandas()
-    df[col] = gpd.GeoSeries.from_wkb(df[col].to_numpy(), index=df.index, crs=_crs_of(meta["crs"]))
-    return gpd.GeoDataFrame(df, geometry=col)
-
-
 def warm_up_worker() -> None:
     """Stage worker hook (:mod:`cami_geo.stageworker`), run once before it forks jobs: the
-    CRS of an EPSG:4326 GeoParquet file, parsed (:func:`_crs_of`) and checked as
+    CRS of an EPSG:4326 GeoParquet file, parsed (:func:`cami_geo.io.vector._crs_of`) and checked as
     :func:`_conformed` does (PROJ's first EPSG look-up in a process takes about 25 ms), for
     every job to inherit."""
     import io
 
     import geopandas as gpd
+
+    from ..io.vector import read_geoparquet
 
     buf = io.BytesIO()
     gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs="EPSG:4326")).to_parquet(buf, index=False)
@@ -187,6 +152,8 @@ def _read_layer(path: str | Path, layer: str, columns: list[str]):
     if not path.exists():
         return _empty_layer(columns)
     if path.suffix == ".parquet":
+        from ..io.vector import read_geoparquet
+
         try:
             gdf = read_geoparquet(path)
         except Exception as exc:
