@@ -217,6 +217,14 @@ def project(lon: np.ndarray, lat: np.ndarray, crs: str) -> tuple[np.ndarray, np.
     return np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
 
 
+def project_geoms(geoms: Any, crs: str) -> Any:
+    """Geometries (one, or an array) in EPSG:4326 -> ``crs``, vertex by vertex."""
+    import shapely
+
+    tr = _transformer(crs)
+    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+
+
 def _count_cells(col: np.ndarray, row: np.ndarray) -> int:
     if col.size == 0:
         return 0

@@ -213,11 +213,6 @@ def write_aoo_tif(grid: AOOGrid, path: str | Path, *, species: str = "", slug: s
 # ---------------------------------------------------------------------------------------
 # threat density
 # ---------------------------------------------------------------------------------------
-def _to_crs(geoms: np.ndarray, crs: str) -> np.ndarray:
-    tr = cb._transformer(crs)
-    return shapely.transform(geoms, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-
-
 def threat_density(threats, range_geom, crs: str, cell_km: float = THREAT_CELL_KM):
     """Per ``cell_km`` cell of a grid aligned on multiples of ``cell_km`` in the equal-area
     ``crs``, over the bounds of the species range: band 0 the number of point threat
@@ -229,7 +224,7 @@ def threat_density(threats, range_geom, crs: str, cell_km: float = THREAT_CELL_K
     s = cell_km * 1000.0
     if range_geom is None or range_geom.is_empty:
         return None, None
-    pr = _to_crs(np.asarray([shapely.segmentize(range_geom, 0.05)]), crs)[0]
+    pr = cb.project_geoms(np.asarray([shapely.segmentize(range_geom, 0.05)]), crs)[0]
     bx0, by0, bx1, by1 = pr.bounds
     c0, c1 = int(np.floor(bx0 / s)), int(np.ceil(bx1 / s))
     r0, r1 = int(np.floor(by0 / s)), int(np.ceil(by1 / s))
@@ -243,7 +238,7 @@ def threat_density(threats, range_geom, crs: str, cell_km: float = THREAT_CELL_K
     if threats is not None and len(threats):
         geoms = np.asarray(threats.geometry.values)
         geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
-        proj = _to_crs(geoms, crs) if geoms.size else geoms
+        proj = cb.project_geoms(geoms, crs) if geoms.size else geoms
         for g, pg in zip(geoms, proj):
             kind = shapely.get_type_id(g)
             if kind in (0, 4):  # (multi)point

@@ -73,7 +73,7 @@ def main_threats(tbc: pd.DataFrame, iso3: str, n: int = 3) -> str:
 def infrastructure_share(threats, range_parts: pd.DataFrame, buffer_km: float, crs: str) -> pd.Series:
     """Share of each country's range part within ``buffer_km`` of linear infrastructure
     (line features of IUCN class 4), measured in the equal-area ``crs``."""
-    from .criterion_b import _transformer
+    from .criterion_b import project_geoms
 
     out = pd.Series(np.nan, index=range_parts.index, name="infrastructure_buffer_share")
     if threats is None or not len(threats) or buffer_km <= 0:
@@ -82,13 +82,12 @@ def infrastructure_share(threats, range_parts: pd.DataFrame, buffer_km: float, c
     lines = threats[codes.str.match(r"^4(\.|$)") & threats.geometry.geom_type.isin(["LineString", "MultiLineString"])]
     if lines.empty:
         return out.where(range_parts["geometry"].isna(), 0.0)
-    tr = _transformer(crs)
-    proj_lines = shapely.transform(lines.geometry.values, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    proj_lines = project_geoms(lines.geometry.values, crs)
     zone = shapely.union_all(shapely.buffer(proj_lines, buffer_km * 1000.0))
     for iso3, part in zip(range_parts.index, range_parts["geometry"]):
         if part is None or part.is_empty:
             continue
-        p = shapely.transform(part, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+        p = project_geoms(part, crs)
         if p.area > 0:
             out[iso3] = float(shapely.intersection(p, zone).area / p.area)
     return out
@@ -120,17 +119,16 @@ def threat_locations(lon, lat, threats, *, buffer_km: float, crs: str, method: s
         return 0, ""
     if threats is None or not len(threats):
         return cb.locations(ulon, ulat, method, cell_km), "no threat features: grid locations only"
-    tr = cb._transformer(crs)
     geoms = threats.geometry.values
     kinds = shapely.get_type_id(geoms)  # 1/5 lines, 3/6 polygons
     use = np.isin(kinds, [1, 3, 5, 6])
     if not use.any():
         return cb.locations(ulon, ulat, method, cell_km), "no line or polygon threats: grid locations only"
-    proj = shapely.transform(geoms[use], lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    proj = cb.project_geoms(geoms[use], crs)
     lines = np.isin(kinds[use], [1, 5])
     proj = np.where(lines, shapely.buffer(proj, buffer_km * 1000.0), proj)
-    x, y = tr.transform(ulon, ulat)
-    cand = _in_some_box(np.asarray(x), np.asarray(y), shapely.bounds(proj))
+    x, y = cb.project(ulon, ulat, crs)
+    cand = _in_some_box(x, y, shapely.bounds(proj))
     # point geometries only for the records in a feature's bounding box (usually a few %)
     pts = shapely.points(np.column_stack([x, y])[cand])
     tree = shapely.STRtree(proj)
