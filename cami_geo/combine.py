@@ -566,7 +566,8 @@ def gpkg_table(frame: gpd.GeoDataFrame, geometry_type: str) -> GpkgTable | None:
 
     Text columns holding only missing values become ``string`` (pyogrio turns Arrow's null
     type into ``string``), so a partition taken from this table has the types pyogrio would
-    give the partition's own rows.
+    give the partition's own rows; the geometry column is always ``binary`` (as pyogrio
+    makes it when every geometry is missing).
     """
     import pyarrow as pa
     from geopandas.array import to_wkb
@@ -597,7 +598,9 @@ def gpkg_table(frame: gpd.GeoDataFrame, geometry_type: str) -> GpkgTable | None:
     df[name] = to_wkb(gpd.array.from_shapely(values))
     table = pa.Table.from_pandas(df, preserve_index=False)
     for i, field in enumerate(table.schema):
-        if pa.types.is_null(field.type):
+        if field.name == name and not (pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type)):
+            table = table.set_column(i, field.with_type(pa.binary()), table[i].cast(pa.binary()))
+        elif pa.types.is_null(field.type):
             table = table.set_column(i, field.with_type(pa.string()), table[i].cast(pa.string()))
     return GpkgTable(table.combine_chunks(), crs, name)
 

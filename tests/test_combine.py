@@ -503,3 +503,16 @@ def test_geopackage_partitions_from_one_arrow_table_are_the_files_pyogrio_writes
         write_geopackage(tmp_path / f"frames_{sp}.gpkg", {k: f.iloc[rows[k]] for k, f in layers.items()}, gtypes)
         write_geopackage(tmp_path / f"table_{sp}.gpkg", {k: t.take(rows[k]) for k, t in tables.items()}, gtypes)
         assert (tmp_path / f"frames_{sp}.gpkg").read_bytes() == (tmp_path / f"table_{sp}.gpkg").read_bytes(), sp
+
+
+def test_geopackage_partition_from_a_table_whose_geometries_are_all_missing(tmp_path):
+    """Threats with no geometry at all (a CSV without coordinates): the table's geometry
+    column stays binary (not Arrow's null type made text), and the file is pyogrio's."""
+    from cami_geo.combine import _geometry_type, conform, gpkg_table, write_geopackage
+
+    thr = conform(_frame(THREAT_COLUMNS, [_prov("s", i, "threats.csv", species_slug="sp0", iucn_code="5.1.1")
+                                          for i in range(3)], [None] * 3), "threats", source="test")
+    gtypes = {"threats": _geometry_type("threats", thr)}
+    write_geopackage(tmp_path / "frame.gpkg", {"threats": thr}, gtypes)
+    write_geopackage(tmp_path / "table.gpkg", {"threats": gpkg_table(thr, gtypes["threats"])}, gtypes)
+    assert (tmp_path / "frame.gpkg").read_bytes() == (tmp_path / "table.gpkg").read_bytes()
