@@ -660,15 +660,11 @@ def _species_rows(frame: pd.DataFrame, slug: str, *, include_unassigned: bool,
     return np.flatnonzero(mask)
 
 
-def country_partitions(frame: gpd.GeoDataFrame, geoms: dict[str, Any]) -> dict[str, gpd.GeoDataFrame]:
-    """Rows of each Range State in ``geoms`` (ISO3 -> boundary, or None): ``iso3`` equal to it,
-    or a geometry touching its boundary (a road or a range crosses borders; the same rule the
-    Range State map applies). One spatial index and one bulk query for all Range States."""
-    return {iso3: frame.iloc[rows] for iso3, rows in _country_rows(frame, geoms).items()}
-
-
 def _country_rows(frame: gpd.GeoDataFrame, geoms: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Positions of :func:`country_partitions`' rows."""
+    """Positions of the rows of each Range State in ``geoms`` (ISO3 -> boundary, or None):
+    ``iso3`` equal to it, or a geometry touching its boundary (a road or a range crosses
+    borders; the same rule the Range State map applies). One spatial index and one bulk
+    query for all Range States."""
     if len(frame) == 0:
         return {iso3: np.empty(0, dtype=np.intp) for iso3 in geoms}
     codes = _text(frame["iso3"]).str.strip().str.upper().to_numpy(dtype=object)
